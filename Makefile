@@ -1,0 +1,51 @@
+# Two commands do all the set-up (README): `make demo` and `make test`.
+# Each environment is created on first use and reused afterwards.
+#   .venv/                the backend (torch, models)         Python 3.11+
+#   .venv-blender/        Blender as a module, newest line    bpy 5.0 (Python 3.11, numpy<2)
+#   .venv-blender-4.2/    Blender 4.2 LTS, for the tests      bpy 4.2
+
+PYTHON ?= python3.11
+BPY_VERSION ?= 5.0.1
+BPY42_VERSION ?= 4.2.23
+
+VENV := .venv
+BVENV := .venv-blender
+BVENV42 := .venv-blender-4.2
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env bench addon clean
+
+backend-env: $(VENV)/.installed
+blender-env: $(BVENV)/.installed
+blender42-env: $(BVENV42)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[backend,test]"
+	touch $@
+
+# A real Blender keeps its own Python: the add-on side gets only bpy, pyzmq, msgpack.
+$(BVENV)/.installed:
+	test -x $(BVENV)/bin/python || $(PYTHON) -m venv $(BVENV)
+	$(BVENV)/bin/pip install $(PIP_QUIET) "bpy==$(BPY_VERSION)" "numpy<2" pyzmq msgpack pytest pytest-timeout
+	touch $@
+
+$(BVENV42)/.installed:
+	test -x $(BVENV42)/bin/python || $(PYTHON) -m venv $(BVENV42)
+	$(BVENV42)/bin/pip install $(PIP_QUIET) "bpy==$(BPY42_VERSION)" "numpy<2" pyzmq msgpack pytest pytest-timeout
+	touch $@
+
+test-backend: backend-env
+	$(VENV)/bin/python -m pytest tests --ignore=tests/blender -q
+
+test: test-backend
+
+bench: backend-env
+	$(VENV)/bin/python bench/protocol.py
+
+demo: backend-env
+	mkdir -p out
+	$(VENV)/bin/avatarforge generate body --out out/demo.glb
+
+clean:
+	rm -rf dist out build *.egg-info
