@@ -1,0 +1,7 @@
+"""AvatarForge backend: the compute server and everything that runs models."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("avatarforge")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+source"

@@ -29,3 +29,4 @@ class BackendConfig:
     device: str = "cpu"
     workers: int = 1
     max_message_bytes: int = 2 * 1024 ** 3
+    plugins: list[str] = field(default_factory=list)   # extra pipelines, "module:Class"

@@ -1,0 +1,315 @@
+"""The compute server: a ZeroMQ ROUTER, sessions, jobs and the result store.
+
+One thread owns the socket and answers every message at once; pipelines run on
+worker threads (jobs.py). Whatever a peer sends, it gets an answer or is
+ignored: a malformed message never stops the loop.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from avatarforge.protocol import (
+    ErrorCode, Limits, ProtocolError, decode, encode, make, make_error, validate)
+
+from . import __version__
+from .config import BackendConfig
+from .jobs import WAKE_ADDRESS, Job, JobEvent, WorkerPool
+from .pipelines import Pipeline, load_pipelines
+from .store import ResultStore, request_key
+
+log = logging.getLogger("avatarforge.server")
+MAX_JOBS_IN_MEMORY = 1000
+
+
+class Server:
+    def __init__(self, config: BackendConfig, pipelines: dict[str, Pipeline] | None = None) -> None:
+        self.config = config
+        self.pipelines = pipelines if pipelines is not None else load_pipelines(config.plugins)
+        self.limits = Limits(max_total_bytes=config.max_message_bytes,
+                             max_header_bytes=min(16 * 1024 ** 2, config.max_message_bytes))
+        self.store = ResultStore(config.store_dir)
+        self.session = uuid.uuid4().hex
+        self.jobs: dict[str, Job] = {}
+        self.events: "queue.SimpleQueue[JobEvent]" = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._ctx = zmq.Context()
+        self.sock = self._ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        # A frame far beyond the message limit drops the peer before we buffer it.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes + (1 << 20))
+        self.sock.setsockopt(zmq.SNDHWM, 10000)
+        self.wake = self._ctx.socket(zmq.PULL)
+        self.wake.bind(WAKE_ADDRESS)
+        self.workers = WorkerPool(self._ctx, config, self.pipelines, self.store, self.events)
+        self.endpoint = ""
+
+    # -- life cycle ---------------------------------------------------------
+    def bind(self) -> str:
+        self.sock.bind(self.config.bind)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: self.stop())
+
+    def serve_forever(self) -> None:
+        if not self.endpoint:
+            self.bind()
+        self.workers.start()
+        log.info("serving", extra={"fields": {
+            "endpoint": self.endpoint, "store": str(self.store.root), "device": self.config.device,
+            "pipelines": sorted(self.pipelines), "pid": os.getpid(), "version": __version__}})
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.wake, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(200))
+                if self.wake in ready:
+                    while self.wake.poll(0):
+                        self.wake.recv()
+                self._drain_events()
+                if self.sock in ready:
+                    # Bounded batch so worker events are never starved by a flood.
+                    for _ in range(256):
+                        try:
+                            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+        finally:
+            log.info("shutting down", extra={"fields": {"running": sorted(self.workers.running)}})
+            self.workers.stop()
+            self._drain_events()
+            self.sock.close(0)
+            self.wake.close(0)
+            self._ctx.term()
+            log.info("stopped")
+
+    # -- incoming -----------------------------------------------------------
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        msg_id = None
+        try:
+            msg = decode(frames[1:], self.limits)
+            msg_id = msg.get("id") if isinstance(msg.get("id"), str) else None
+            validate(msg, requests_only=True)
+            handler = getattr(self, f"_on_{msg['type']}")
+            handler(identity, msg)
+        except ProtocolError as exc:
+            msg_id = msg_id or exc.details.pop("id", None)
+            log.info("bad message", extra={"fields": {"peer": identity.hex(), "error": str(exc)}})
+            self._send(identity, make_error(exc, re=msg_id))
+        except Exception as exc:  # a bug in a handler must not stop the server
+            log.exception("handler crashed")
+            self._send(identity, make_error(ProtocolError(
+                ErrorCode.INTERNAL, f"the backend failed handling this message: {type(exc).__name__}: {exc}"),
+                re=msg_id))
+
+    def _on_hello(self, peer: bytes, msg: dict[str, Any]) -> None:
+        self._send(peer, make("welcome", re=msg["id"], server="avatarforge-backend",
+                              server_version=__version__, session=self.session,
+                              pipelines={name: p.describe(self.config) for name, p in self.pipelines.items()},
+                              devices=available_devices()))
+
+    def _on_ping(self, peer: bytes, msg: dict[str, Any]) -> None:
+        self._send(peer, make("pong", re=msg["id"], time=time.time()))
+
+    def _on_submit(self, peer: bytes, msg: dict[str, Any]) -> None:
+        name = msg["job"]
+        pipeline = self.pipelines.get(name)
+        if pipeline is None:
+            raise ProtocolError(ErrorCode.UNSUPPORTED,
+                                f"this backend has no '{name}' job; it serves: {', '.join(sorted(self.pipelines))}",
+                                field="job")
+        tier = self._choose_tier(pipeline, msg.get("tier"))
+        params = pipeline.normalise(dict(msg.get("params") or {}), self.config)
+        versions = pipeline.model_versions(params)
+        key = request_key(name, tier, params, versions)
+        job = self.jobs.get(key)
+        if job is not None and job.state in ("queued", "running", "done"):
+            self._attach(peer, job, re=msg["id"])
+            return
+        if self.store.has(key):
+            self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=True, state="done"))
+            self._send_stored_result(peer, key)
+            return
+        job = Job(id=key, job=name, tier=tier, params=params, model_versions=versions,
+                  seed=int(params.get("seed") or 0))
+        job.subscribers.add(peer)
+        self._remember(job)
+        self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=False, state="queued"))
+        self.workers.queue.put(job)
+        log.info("job queued", extra={"fields": {"job_id": key, "job": name, "tier": tier}})
+
+    def _on_fetch(self, peer: bytes, msg: dict[str, Any]) -> None:
+        job_id = msg["job_id"]
+        job = self.jobs.get(job_id)
+        if job is not None and job.state in ("queued", "running"):
+            self._attach(peer, job, re=msg["id"])
+        elif self._is_stored(job_id):
+            self._send_stored_result(peer, job_id)
+        elif job is not None and job.error:
+            self._send(peer, make("error", re=msg["id"], job_id=job_id, **job.error))
+        else:
+            raise self._unknown_job(job_id)
+
+    def _on_cancel(self, peer: bytes, msg: dict[str, Any]) -> None:
+        job = self.jobs.get(msg["job_id"])
+        if job is None:
+            if self._is_stored(msg["job_id"]):
+                self._send(peer, make("state", re=msg["id"], **self._stored_state(msg["job_id"])))
+                return
+            raise self._unknown_job(msg["job_id"])
+        if job.state in ("queued", "running"):
+            job.cancel_event.set()
+            if job.state == "queued":  # the worker will skip it; answer now
+                self._finish(job, "cancelled", error=ProtocolError(ErrorCode.CANCELLED, "cancelled before it started"))
+            else:
+                job.stage = "cancelling"
+        self._send(peer, make("state", re=msg["id"], **job.state_fields()))
+
+    def _on_status(self, peer: bytes, msg: dict[str, Any]) -> None:
+        job = self.jobs.get(msg["job_id"])
+        if job is not None:
+            self._send(peer, make("state", re=msg["id"], **job.state_fields()))
+        elif self._is_stored(msg["job_id"]):
+            self._send(peer, make("state", re=msg["id"], **self._stored_state(msg["job_id"])))
+        else:
+            raise self._unknown_job(msg["job_id"])
+
+    def _on_list(self, peer: bytes, msg: dict[str, Any]) -> None:
+        listed = {j.id: j.state_fields() for j in self.jobs.values()}
+        for meta in self.store.entries(limit=200):
+            if meta.get("key") and meta["key"] not in listed:
+                listed[meta["key"]] = self._stored_state(meta["key"], meta)
+        jobs = sorted(listed.values(), key=lambda s: s.get("created") or 0, reverse=True)
+        self._send(peer, make("jobs", re=msg["id"], jobs=jobs))
+
+    # -- jobs ---------------------------------------------------------------
+    def _choose_tier(self, pipeline: Pipeline, tier: str | None) -> str:
+        if tier is None:
+            return pipeline.default_tier(self.config)
+        tiers = pipeline.tiers(self.config)
+        if tier not in tiers:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"tier '{tier}' is not a tier of '{pipeline.name}'; tiers: {', '.join(tiers)}",
+                                field="tier")
+        if not tiers[tier].get("available"):
+            raise ProtocolError(ErrorCode.MODEL_MISSING,
+                                f"tier '{tier}' of '{pipeline.name}' cannot run here: "
+                                f"{tiers[tier].get('reason', 'its models are missing')}", field="tier")
+        return tier
+
+    def _attach(self, peer: bytes, job: Job, re: str) -> None:
+        if job.state == "done":
+            self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=True, state="done"))
+            self._send_stored_result(peer, job.id)
+            return
+        job.subscribers.add(peer)
+        self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=False, state=job.state))
+        if job.state == "running":
+            self._send(peer, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
+
+    def _remember(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        if len(self.jobs) > MAX_JOBS_IN_MEMORY:  # finished ones are on disk; forget the oldest
+            for old in sorted((j for j in self.jobs.values() if j.finished), key=lambda j: j.finished or 0):
+                del self.jobs[old.id]
+                if len(self.jobs) <= MAX_JOBS_IN_MEMORY:
+                    break
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            job = self.jobs.get(event.job_id)
+            if job is None:
+                continue
+            if event.kind == "progress":
+                job.state, job.fraction, job.stage = "running", event.fraction, event.stage
+                self._broadcast(job, make("progress", job_id=job.id, fraction=event.fraction, stage=event.stage))
+            elif event.kind == "done":
+                self._finish(job, "done", artifacts=event.artifacts)
+            elif event.kind == "cancelled":
+                self._finish(job, "cancelled", error=ProtocolError(ErrorCode.CANCELLED, "cancelled while running"))
+            else:
+                self._finish(job, "failed", error=event.error)
+
+    def _finish(self, job: Job, state: str, artifacts: list[dict[str, Any]] | None = None,
+                error: ProtocolError | None = None) -> None:
+        job.state, job.finished = state, time.time()
+        if state == "done":
+            job.fraction, job.stage = 1.0, "done"
+            self._broadcast(job, make("result", job_id=job.id, artifacts=artifacts or [], cached=False))
+        else:
+            assert error is not None
+            job.error, job.stage = error.to_fields(), state
+            self._broadcast(job, make_error(error, job_id=job.id))
+        job.subscribers.clear()
+
+    # -- outgoing -----------------------------------------------------------
+    def _send(self, peer: bytes, msg: dict[str, Any]) -> None:
+        self._send_frames(peer, encode(msg))
+
+    def _send_frames(self, peer: bytes, frames: list[Any]) -> None:
+        try:
+            self.sock.send_multipart([peer, *frames], copy=len(frames) == 1)
+        except zmq.ZMQError as exc:  # peer gone or queue full: nothing to answer to
+            log.info("send failed", extra={"fields": {"peer": peer.hex(), "error": str(exc)}})
+
+    def _broadcast(self, job: Job, msg: dict[str, Any]) -> None:
+        if job.subscribers:
+            frames = encode(msg)   # encode once, send to each subscriber
+            for peer in list(job.subscribers):
+                self._send_frames(peer, frames)
+
+    def _send_stored_result(self, peer: bytes, key: str) -> None:
+        stored = self.store.get(key)
+        if stored is None:
+            raise self._unknown_job(key)
+        self._send(peer, make("result", job_id=key, artifacts=stored.artifacts, cached=True))
+
+    def _is_stored(self, job_id: str) -> bool:
+        try:
+            return self.store.has(job_id)
+        except ValueError:
+            return False
+
+    def _stored_state(self, key: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        meta = meta or self.store.meta(key) or {}
+        return {"job_id": key, "state": "done", "job": meta.get("job"), "fraction": 1.0, "stage": "done",
+                "created": meta.get("created"), "finished": meta.get("finished")}
+
+    @staticmethod
+    def _unknown_job(job_id: str) -> ProtocolError:
+        return ProtocolError(ErrorCode.NOT_FOUND,
+                             f"no job '{job_id}' on this backend: it never ran here, or its store was "
+                             "deleted; submit the request again", field="job_id")
+
+
+def available_devices() -> list[str]:
+    """'cpu' and each CUDA device torch can see."""
+    devices = ["cpu"]
+    try:
+        import torch
+
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    except Exception:  # no torch, or a broken CUDA install: CPU still works
+        pass
+    return devices
