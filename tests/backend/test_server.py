@@ -1,0 +1,237 @@
+"""The server as users meet it: a real `avatarforge serve` process over real ZeroMQ."""
+from __future__ import annotations
+
+import signal
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from avatarforge.protocol import ErrorCode, ProtocolError, RiggedAvatar, encode, make
+from avatarforge.protocol.client import Client
+from tests.support.server import BackendProcess
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    with BackendProcess(tmp_path_factory.mktemp("store")) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(backend):
+    with Client(backend.address, timeout_s=20) as c:
+        c.connect()
+        yield c
+
+
+def unique(**params):
+    """Params that no other test submits (the store would answer them)."""
+    return dict(params, seed=time.monotonic_ns() % (2 ** 31))
+
+
+def raw_exchange(address: str, frames: list[bytes], timeout_s: float = 10) -> dict:
+    """Send frames as they are; return the decoded reply."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(frames)
+        assert sock.poll(int(timeout_s * 1000)), "no reply to a malformed message"
+        reply = sock.recv_multipart()
+        return msgpack.unpackb(reply[0], raw=False)
+    finally:
+        sock.close(0)
+
+
+def test_welcome_lists_pipelines_tiers_and_devices(client):
+    welcome = client.welcome
+    assert welcome["type"] == "welcome"
+    assert {"body", "steps"} <= set(welcome["pipelines"])
+    assert welcome["pipelines"]["steps"]["tiers"]["gpu"] == {"available": False, "reason": "test tier without a GPU"}
+    assert welcome["pipelines"]["body"]["tiers"]["anny"]["available"] is True
+    assert "cpu" in welcome["devices"]
+
+
+def test_submit_streams_progress_then_result(client):
+    accepted = client.submit("steps", unique(steps=6, step_s=0.05))
+    assert accepted["state"] == "queued" and accepted["cached"] is False
+    seen = []
+    (avatar,) = client.wait(accepted["job_id"], on_progress=lambda j, f, s: seen.append((f, s)))
+    assert isinstance(avatar, RiggedAvatar) and avatar.skeleton.joint_names == ["root", "tip"]
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and len(seen) >= 6
+    assert "step 6 of 6" in [s for _, s in seen]
+    assert client.status(accepted["job_id"])["state"] == "done"
+
+
+def test_repeated_request_is_served_from_store(client):
+    params = unique(steps=2, scale=2.0)
+    first = client.submit("steps", params)
+    (a,) = client.wait(first["job_id"])
+    again = client.submit("steps", dict(reversed(list(params.items()))))  # same request, other key order
+    assert again["job_id"] == first["job_id"] and again["cached"] is True
+    (b,) = client.wait(again["job_id"])
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+
+
+def test_large_arrays_travel_as_frames(client):
+    (avatar,) = client.run("steps", unique(steps=1, extra_vertices=2_000_000))
+    assert avatar.vertices.shape == (2_000_004, 3)
+    assert avatar.skin_weights.shape == (2_000_004, 1)
+
+
+def test_cancel_running_job(client):
+    job_id = client.submit("steps", unique(steps=400, step_s=0.05))["job_id"]
+    while client.poll(10)["type"] != "progress":
+        pass
+    state = client.cancel(job_id)
+    assert state["state"] == "running" and state["stage"] == "cancelling"
+    with pytest.raises(ProtocolError) as err:
+        client.wait(job_id)
+    assert err.value.code == ErrorCode.CANCELLED
+    assert client.status(job_id)["state"] == "cancelled"
+    client.ping()
+
+
+def test_cancel_queued_job_answers_at_once(backend, client):
+    blocker = client.submit("steps", unique(steps=40, step_s=0.05))["job_id"]
+    queued = client.submit("steps", unique(steps=1))["job_id"]
+    assert client.cancel(queued)["state"] == "cancelled"
+    with pytest.raises(ProtocolError) as err:
+        client.wait(queued)
+    assert err.value.code == ErrorCode.CANCELLED
+    client.cancel(blocker)
+
+
+def test_ping_and_status_answer_while_a_job_runs(client):
+    job_id = client.submit("steps", unique(steps=60, step_s=0.05))["job_id"]
+    for _ in range(5):
+        client.ping(timeout_s=2.0)   # would time out if the job blocked the loop
+        assert client.status(job_id, timeout_s=2.0)["state"] in ("queued", "running")
+    client.cancel(job_id)
+
+
+def test_two_clients_at_once(backend):
+    with Client(backend.address, timeout_s=20) as a, Client(backend.address, timeout_s=20) as b:
+        ja = a.submit("steps", unique(steps=5, step_s=0.02, scale=3.0))["job_id"]
+        jb = b.submit("steps", unique(steps=5, step_s=0.02, scale=4.0))["job_id"]
+        (ra,), (rb,) = a.wait(ja), b.wait(jb)
+        assert ra.vertices.max() == pytest.approx(3.0) and rb.vertices.max() == pytest.approx(4.0)
+
+
+def test_same_request_from_two_clients_runs_once(backend):
+    params = unique(steps=10, step_s=0.03)
+    with Client(backend.address, timeout_s=20) as a, Client(backend.address, timeout_s=20) as b:
+        ja = a.submit("steps", params)["job_id"]
+        jb = b.submit("steps", params)["job_id"]
+        assert ja == jb
+        assert len(a.wait(ja)) == len(b.wait(jb)) == 1
+
+
+def test_client_disconnects_and_reattaches_with_fetch(backend):
+    with Client(backend.address, timeout_s=20) as first:
+        job_id = first.submit("steps", unique(steps=20, step_s=0.05))["job_id"]
+    # The submitting client is gone; the job goes on. A new client re-attaches.
+    with Client(backend.address, timeout_s=20) as second:
+        second.fetch(job_id)
+        (avatar,) = second.wait(job_id)
+        assert isinstance(avatar, RiggedAvatar)
+        assert any(j["job_id"] == job_id and j["state"] == "done" for j in second.list_jobs())
+
+
+def test_errors_are_typed_and_the_server_keeps_serving(client):
+    cases = [
+        (lambda: client.submit("no-such-job", {}), ErrorCode.UNSUPPORTED, "job"),
+        (lambda: client.submit("steps", {"steps": 0}), ErrorCode.BAD_REQUEST, "steps"),
+        (lambda: client.submit("steps", {"colour": 1}), ErrorCode.BAD_REQUEST, "colour"),
+        (lambda: client.submit("steps", {}, tier="gpu"), ErrorCode.MODEL_MISSING, "tier"),
+        (lambda: client.submit("steps", {}, tier="tpu"), ErrorCode.BAD_REQUEST, "tier"),
+        (lambda: client.status("0" * 64), ErrorCode.NOT_FOUND, "job_id"),
+        (lambda: client.cancel("not-a-key"), ErrorCode.NOT_FOUND, "job_id"),
+    ]
+    for call, code, field in cases:
+        with pytest.raises(ProtocolError) as err:
+            call()
+        assert err.value.code == code and err.value.field == field, str(err.value)
+        assert field in err.value.message or code in (ErrorCode.NOT_FOUND, ErrorCode.MODEL_MISSING)
+    client.ping()
+
+
+@pytest.mark.parametrize("fail, code", [("crash", ErrorCode.INTERNAL), ("oom", ErrorCode.OUT_OF_MEMORY),
+                                        ("bad_request", ErrorCode.BAD_REQUEST)])
+def test_failing_job_reports_typed_error(client, fail, code):
+    job_id = client.submit("steps", unique(steps=1, fail=fail))["job_id"]
+    with pytest.raises(ProtocolError) as err:
+        client.wait(job_id)
+    assert err.value.code == code and err.value.message
+    assert client.status(job_id)["state"] == "failed"
+    client.ping()
+
+
+def _valid_header(**fields) -> bytes:
+    return encode(make("ping", msg_id="m1", **fields))[0]
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([b"\xc1garbage"], "BAD_REQUEST"),
+    ([_valid_header()[:-3]], "BAD_REQUEST"),                       # truncated msgpack
+    ([msgpack.packb([1, 2, 3])], "BAD_REQUEST"),                   # not a map
+    ([msgpack.packb({"v": 1, "type": 5, "id": "x"})], "UNSUPPORTED"),
+    ([msgpack.packb({"v": 1, "type": "submit", "id": "x", "job": 7})], "BAD_REQUEST"),
+    ([msgpack.packb({"v": 1, "type": "welcome", "id": "x"})], "UNSUPPORTED"),   # a reply sent as a request
+    ([msgpack.packb({"v": 99, "type": "ping", "id": "x"})], "VERSION_MISMATCH"),
+    ([_valid_header(), b"stray frame"], "BAD_REQUEST"),
+    ([b""], "BAD_REQUEST"),
+])
+def test_malformed_frames_get_an_error_and_the_server_still_answers(backend, frames, code):
+    reply = raw_exchange(backend.address, frames)
+    assert reply["type"] == "error" and reply["code"] == code, reply
+    assert reply["message"]
+    with Client(backend.address, timeout_s=5) as c:
+        c.ping()
+
+
+def test_version_mismatch_says_what_to_do(backend):
+    reply = raw_exchange(backend.address, [msgpack.packb({"v": 2, "type": "hello", "id": "h", "client": "x"})])
+    assert reply["code"] == "VERSION_MISMATCH" and reply["re"] == "h"
+    assert "update" in reply["message"].lower()
+
+
+def test_oversize_message_is_refused(tmp_path):
+    with BackendProcess(tmp_path / "store", "--max-message-bytes", "1000000") as small:
+        big = make("submit", msg_id="big", job="steps", params={"blob": np.zeros(400_000, np.float32)})
+        reply = raw_exchange(small.address, encode(big))
+        assert reply["code"] == "TOO_LARGE" and reply["re"] == "big"
+        with Client(small.address, timeout_s=5) as c:
+            c.ping()
+
+
+def test_restarted_server_serves_finished_results_from_store(tmp_path):
+    store = tmp_path / "store"
+    params = unique(steps=3, scale=5.0)
+    with BackendProcess(store) as first, Client(first.address, timeout_s=20) as c:
+        job_id = c.submit("steps", params)["job_id"]
+        (before,) = c.wait(job_id)
+    assert first.proc.returncode == 0
+    with BackendProcess(store) as second, Client(second.address, timeout_s=20) as c:
+        c.fetch(job_id)
+        (after,) = c.wait(job_id)
+        np.testing.assert_array_equal(before.vertices, after.vertices)
+        again = c.submit("steps", params)
+        assert again["cached"] is True and again["job_id"] == job_id
+        assert c.status(job_id)["state"] == "done"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_clean_shutdown_on_signal_with_a_running_job(tmp_path, sig):
+    proc = BackendProcess(tmp_path / "store").start()
+    with Client(proc.address, timeout_s=20) as c:
+        c.submit("steps", unique(steps=1000, step_s=0.05))
+        assert c.poll(10) is not None   # running
+        t0 = time.monotonic()
+        assert proc.stop(sig, timeout_s=20) == 0
+        assert time.monotonic() - t0 < 20
+    assert any('"event": "stopped"' in line for line in proc.log)
