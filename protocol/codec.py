@@ -132,10 +132,11 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
                             f"message has {len(frames)} frames; at most {limits.max_frames} are accepted")
     views = [_frame_bytes(f) for f in frames]
     total = sum(v.nbytes for v in views)
+    header = views[0]
     if total > limits.max_total_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"message is {total} bytes; this server accepts at most {limits.max_total_bytes}")
-    header = views[0]
+                            f"message is {total} bytes; this side accepts at most {limits.max_total_bytes}",
+                            id=_peek_id(header, limits))
     if header.nbytes > limits.max_header_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE,
                             f"message header is {header.nbytes} bytes; at most {limits.max_header_bytes} "
@@ -176,6 +177,19 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
                             f"message has {len(frames) - 1} data frames but references {len(used)}",
                             id=msg_id)
     return msg
+
+
+def _peek_id(header: memoryview, limits: Limits) -> str | None:
+    """The message id of a header we will not decode in full (to address the refusal)."""
+    if header.nbytes > limits.max_header_bytes:
+        return None
+    try:
+        msg = msgpack.unpackb(header, raw=False, ext_hook=lambda code, data: None,
+                              max_array_len=limits.max_container_len, max_map_len=limits.max_container_len)
+    except Exception:  # unreadable: the refusal goes out without an id
+        return None
+    msg_id = msg.get("id") if isinstance(msg, dict) else None
+    return msg_id if isinstance(msg_id, str) else None
 
 
 def _decode_ext(code: int, data: bytes, views: list[memoryview], used: set[int], limits: Limits) -> Any:
