@@ -235,3 +235,15 @@ def test_clean_shutdown_on_signal_with_a_running_job(tmp_path, sig):
         assert proc.stop(sig, timeout_s=20) == 0
         assert time.monotonic() - t0 < 20
     assert any('"event": "stopped"' in line for line in proc.log)
+
+
+def test_body_job_end_to_end(client):
+    """The first real pipeline through the real server: Anny → RiggedAvatar."""
+    stages = []
+    (avatar,) = client.run("body", {"phenotypes": {"height": 0.3}, "texture_size": 256},
+                           on_progress=lambda j, f, s: stages.append(s), timeout_s=300)
+    assert isinstance(avatar, RiggedAvatar) and avatar.body_model == "anny"
+    assert len(avatar.skeleton) == 104
+    assert len(set(stages)) >= 3   # several named stages reached the client
+    assert avatar.materials[0].role == "base_color"
+    assert avatar.provenance and avatar.params["phenotypes"]["height"] == pytest.approx(0.3)
