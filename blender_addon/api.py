@@ -1,0 +1,192 @@
+"""Python API for pipeline TDs: blocking calls that work in `blender -b --python`
+(and the `bpy` wheel), where timers never fire.
+
+    import avatarforge_addon.api as af
+    rig, mesh = af.generate_body(phenotypes={"gender": 0.2, "height": 0.8})
+
+    job = af.submit("body", af.body_params(phenotypes={"muscle": 0.9}))
+    job.cancel()              # from anywhere on the same thread
+    artifacts = job.wait()    # raises ProtocolError(CANCELLED) after a cancel
+
+Errors are typed: `BackendUnavailable` (nothing answers at the address: start
+the backend), `ProtocolError` (the backend refused or the job failed; `.code`
+and `.message` say why), `ImportFailed` (the result cannot be built here).
+
+Each call uses one blocking client per address, owned by the calling thread
+(a ZeroMQ socket must stay on its thread). The address is, in order: the
+`address` argument, $AVATARFORGE_ADDRESS, the add-on preferences,
+tcp://127.0.0.1:5757.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import bpy
+
+from . import importers
+from .importers import ImportFailed
+from .protocol import ErrorCode, ProtocolError
+from .protocol.client import BackendUnavailable, Client
+from .settings import Settings, current_settings
+
+# Anny's macro phenotypes the panel shows, in [0, 1] (DESIGN §6: gender 0 male,
+# 1 female; age on Anny's own scale, 2/3 = young adult).
+MAIN_PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
+ProgressFn = Callable[[float, str], None]
+
+_clients: dict[tuple[str, int], Client] = {}
+
+
+def _settings(address: str | None) -> Settings:
+    s = current_settings()
+    if address:
+        s.address = address
+    return s
+
+
+def client(address: str | None = None, timeout_s: float | None = None) -> Client:
+    """The connected blocking client for `address` on this thread (created and
+    greeted on first use). Raises BackendUnavailable if nothing answers."""
+    s = _settings(address)
+    key = (s.address, threading.get_ident())
+    c = _clients.get(key)
+    if c is None:
+        c = Client(s.address, timeout_s=s.request_timeout_s, client_name="avatarforge-blender-api",
+                   client_version=s.addon_version)
+        try:
+            c.connect(timeout_s=timeout_s or s.connect_timeout_s)
+        except ProtocolError:
+            c.close()
+            raise
+        _clients[key] = c
+    return c
+
+
+def _forget(c: Client) -> None:
+    """Drop a client whose backend went away, so the next call starts clean."""
+    for key, value in list(_clients.items()):
+        if value is c:
+            del _clients[key]
+    c.close()
+
+
+def close() -> None:
+    """Close every client this module opened (unregister calls this)."""
+    for c in list(_clients.values()):
+        c.close()
+    _clients.clear()
+
+
+def connect(address: str | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+    """The backend's `welcome`: version, pipelines with their tiers, devices."""
+    c = client(address, timeout_s)
+    try:
+        return c.connect(timeout_s=timeout_s)
+    except BackendUnavailable:
+        _forget(c)
+        raise
+
+
+def body_params(phenotypes: dict[str, float] | None = None, model: str = "anny",
+                local_changes: dict[str, float] | None = None, seed: int | None = None,
+                texture_size: int | None = None, betas: list[float] | None = None,
+                gender: str | None = None) -> dict[str, Any]:
+    """The `body` job's params; unset values take the backend's defaults."""
+    params: dict[str, Any] = {"model": model}
+    if phenotypes:
+        params["phenotypes"] = {k: float(v) for k, v in phenotypes.items()}
+    if local_changes:
+        params["local_changes"] = {k: float(v) for k, v in local_changes.items()}
+    for key, value in (("seed", seed), ("texture_size", texture_size), ("betas", betas), ("gender", gender)):
+        if value is not None:
+            params[key] = value
+    return params
+
+
+@dataclass
+class Job:
+    """A submitted job, followed by this thread's client."""
+    job_id: str
+    job: str
+    cached: bool
+    address: str
+
+    def _client(self) -> Client:
+        return client(self.address)
+
+    def wait(self, on_progress: ProgressFn | None = None, timeout_s: float | None = None) -> list[Any]:
+        """Block until the job ends; its artifacts, or its error raised.
+        `timeout_s` bounds the silence between two progress messages."""
+        c = self._client()
+        callback = (lambda job_id, fraction, stage: on_progress(fraction, stage)) if on_progress else None
+        try:
+            return c.wait(self.job_id, callback, timeout_s or _settings(self.address).job_timeout_s)
+        except BackendUnavailable:
+            _forget(c)
+            raise
+
+    def cancel(self) -> dict[str, Any]:
+        return self._client().cancel(self.job_id)
+
+    def status(self) -> dict[str, Any]:
+        return self._client().status(self.job_id)
+
+
+def submit(job: str, params: dict[str, Any] | None = None, tier: str | None = None,
+           address: str | None = None) -> Job:
+    c = client(address)
+    try:
+        accepted = c.submit(job, params or {}, tier)
+    except BackendUnavailable:
+        _forget(c)
+        raise
+    return Job(accepted["job_id"], job, bool(accepted.get("cached")), c.address)
+
+
+def run(job: str, params: dict[str, Any] | None = None, tier: str | None = None,
+        on_progress: ProgressFn | None = None, address: str | None = None,
+        timeout_s: float | None = None) -> tuple[str, list[Any]]:
+    """Submit and wait; returns (job id, artifacts)."""
+    handle = submit(job, params, tier, address)
+    return handle.job_id, handle.wait(on_progress, timeout_s)
+
+
+def import_artifacts(artifacts: list[Any], context: Any = None, name: str | None = None,
+                     job_id: str | None = None) -> list[Any]:
+    """Build artifacts in the scene (e.g. an ImportedAvatar per RiggedAvatar)."""
+    return importers.import_artifacts(artifacts, context or bpy.context, job_id=job_id, name=name)
+
+
+def generate(job: str, params: dict[str, Any] | None = None, tier: str | None = None, name: str | None = None,
+             context: Any = None, on_progress: ProgressFn | None = None, address: str | None = None,
+             timeout_s: float | None = None) -> list[Any]:
+    """Run any job and import what it returns; returns what the importers built."""
+    job_id, artifacts = run(job, params, tier, on_progress, address, timeout_s)
+    return import_artifacts(artifacts, context, name, job_id)
+
+
+def generate_body(phenotypes: dict[str, float] | None = None, model: str = "anny", name: str | None = None,
+                  context: Any = None, on_progress: ProgressFn | None = None, address: str | None = None,
+                  timeout_s: float | None = None, **params: Any) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """A rigged, textured body in the scene; returns (armature, mesh).
+    Extra keyword arguments are `body_params` ones (seed, texture_size,
+    local_changes, betas, gender)."""
+    built = generate("body", body_params(phenotypes, model, **params), name=name or "Avatar",
+                     context=context, on_progress=on_progress, address=address, timeout_s=timeout_s)
+    avatar = next((b for b in built if isinstance(b, importers.rigged_avatar.ImportedAvatar)), None)
+    if avatar is None:
+        raise ImportFailed("the body job returned no rigged avatar")
+    return avatar.rig, avatar.mesh
+
+
+def print_progress(fraction: float, stage: str) -> None:
+    """A progress callback for scripts: one line per update on stdout."""
+    print(f"AvatarForge {fraction * 100:5.1f}%  {stage}", file=sys.stdout, flush=True)
+
+
+__all__ = ["BackendUnavailable", "ErrorCode", "ImportFailed", "Job", "MAIN_PHENOTYPES", "ProtocolError",
+           "body_params", "client", "close", "connect", "generate", "generate_body", "import_artifacts",
+           "print_progress", "run", "submit"]

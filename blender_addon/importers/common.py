@@ -1,0 +1,261 @@
+"""Helpers every artifact importer shares: collections, meshes, armatures,
+vertex groups, packed images, materials and provenance stamps.
+
+Everything here writes in bulk (`foreach_set` from numpy arrays); no helper
+loops over vertices in Python. Conventions follow DESIGN §6: metres, Z up, and
+each bone's local frame equals the body model's joint frame.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from .. import compat
+
+PROP_PREFIX = "avatarforge_"
+MIN_BONE_LENGTH = 0.01      # metres; Blender deletes zero-length bones when leaving edit mode
+DEFAULT_LEAF_FRACTION = 0.5  # a leaf bone is this fraction of its parent's length
+
+
+class ImportFailed(Exception):
+    """An artifact could not be built in the scene; the message says why and what to do."""
+
+
+# -- scene structure ----------------------------------------------------------
+def new_collection(name: str, parent: bpy.types.Collection) -> bpy.types.Collection:
+    """A fresh collection under `parent` (Blender suffixes the name if it is taken)."""
+    coll = bpy.data.collections.new(name)
+    parent.children.link(coll)
+    return coll
+
+
+def stamp(idblock: bpy.types.ID, kind: str, values: dict[str, Any]) -> None:
+    """Record provenance as custom properties: scalars as they are, anything
+    else as JSON text (ID properties cannot hold arbitrary nested data)."""
+    idblock[PROP_PREFIX + "kind"] = kind
+    for key, value in values.items():
+        if isinstance(value, (str, int, float, bool)):
+            idblock[PROP_PREFIX + key] = value
+        else:
+            idblock[PROP_PREFIX + key] = json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+def read_stamp(idblock: bpy.types.ID, key: str) -> Any:
+    """A value written by `stamp`, JSON decoded where it was encoded."""
+    value = idblock.get(PROP_PREFIX + key)
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+# -- meshes -------------------------------------------------------------------
+def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray,
+               corner_uvs: np.ndarray | None = None, uv_name: str = "UVMap") -> bpy.types.Mesh:
+    """A triangle mesh from (V,3) vertices, (F,3) faces and optional (F,3,2)
+    per-corner UVs, written with foreach_set (loops are in face-corner order,
+    so the corner UVs map one to one onto loop UVs)."""
+    mesh = bpy.data.meshes.new(name)
+    n_faces = len(faces)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, np.float32).ravel())
+    mesh.loops.add(n_faces * 3)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, np.int32).ravel())
+    mesh.polygons.add(n_faces)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    if corner_uvs is not None:
+        layer = mesh.uv_layers.new(name=uv_name)
+        layer.data.foreach_set("uv", np.ascontiguousarray(corner_uvs, np.float32).ravel())
+    compat.shade_smooth(mesh)
+    return mesh
+
+
+def write_vertex_groups(obj: bpy.types.Object, group_names: Sequence[str], indices: np.ndarray,
+                        weights: np.ndarray) -> list[bpy.types.VertexGroup]:
+    """One vertex group per name; vertex v gets weights[v, i] in group indices[v, i].
+
+    Blender has no bulk setter for group weights, so we make as few
+    `VertexGroup.add` calls as possible: entries are grouped by (group, exact
+    weight) and each run is one call with a vertex list. Weights of exactly 1.0
+    (most vertices of a limb) collapse into one call per bone. Zero weights are
+    left out so the Armature modifier skips them.
+    """
+    groups = [obj.vertex_groups.new(name=n) for n in group_names]
+    n_vert, k = indices.shape
+    vert = np.repeat(np.arange(n_vert, dtype=np.int64), k)
+    joint = indices.ravel().astype(np.int64)
+    weight = weights.ravel().astype(np.float32)
+    keep = weight > 0.0
+    vert, joint, weight = vert[keep], joint[keep], weight[keep]
+    order = np.lexsort((vert, weight, joint))
+    vert, joint, weight = vert[order], joint[order], weight[order]
+    breaks = np.flatnonzero((np.diff(joint) != 0) | (np.diff(weight) != 0)) + 1
+    starts = np.concatenate(([0], breaks)).tolist()
+    ends = np.concatenate((breaks, [len(vert)])).tolist()
+    vert_list, joint_list, weight_list = vert.tolist(), joint.tolist(), weight.tolist()
+    adds = [g.add for g in groups]
+    for s, e in zip(starts, ends):
+        adds[joint_list[s]](vert_list[s:e], weight_list[s], "REPLACE")
+    return groups
+
+
+# -- armatures ----------------------------------------------------------------
+def bone_lengths(parents: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """A length per joint: the distance to its farthest child's head (so a
+    chain's tails reach the next joint), else a fraction of the parent's
+    length for leaves, never below MIN_BONE_LENGTH."""
+    heads = rest[:, :3, 3].astype(np.float64)
+    lengths = np.zeros(len(parents))
+    for child, parent in enumerate(parents.tolist()):
+        if parent >= 0:
+            lengths[parent] = max(lengths[parent], float(np.linalg.norm(heads[child] - heads[parent])))
+    for joint, parent in enumerate(parents.tolist()):   # parents precede children
+        if lengths[joint] < MIN_BONE_LENGTH:
+            lengths[joint] = lengths[parent] * DEFAULT_LEAF_FRACTION if parent >= 0 else 0.1
+    return np.maximum(lengths, MIN_BONE_LENGTH)
+
+
+def check_rest_frames(names: Sequence[str], rest: np.ndarray) -> None:
+    """Bones can only take right-handed orthonormal frames."""
+    rot = rest[:, :3, :3].astype(np.float64)
+    gram_error = np.abs(np.einsum("jik,jil->jkl", rot, rot) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(rot)
+    bad = np.flatnonzero((gram_error > 1e-3) | (det < 0))
+    if len(bad):
+        j = int(bad[0])
+        raise ImportFailed(f"joint '{names[j]}' has a rest matrix that is not a rotation "
+                           f"(det {det[j]:.3f}); the backend must send right-handed orthonormal frames")
+
+
+def build_armature(name: str, joint_names: Sequence[str], parents: np.ndarray, rest: np.ndarray,
+                   collection: bpy.types.Collection, view_layer: bpy.types.ViewLayer) -> bpy.types.Object:
+    """An armature object whose bone i has rest_matrices[i] as its local frame
+    (armature space), so model rotations go into rotation_quaternion verbatim."""
+    check_rest_frames(joint_names, rest)
+    arm = bpy.data.armatures.new(name)
+    arm.display_type = "OCTAHEDRAL"
+    obj = bpy.data.objects.new(name, arm)
+    collection.objects.link(obj)
+    lengths = bone_lengths(parents, rest)
+    with edit_mode(obj, view_layer):
+        bones = arm.edit_bones
+        created = []
+        for joint, joint_name in enumerate(joint_names):
+            bone = bones.new(joint_name)
+            # Head at the origin, tail along +Y: setting .matrix then places
+            # the bone and keeps this length, with Y the joint frame's Y.
+            bone.head = (0.0, 0.0, 0.0)
+            bone.tail = (0.0, float(lengths[joint]), 0.0)
+            bone.matrix = Matrix(rest[joint].tolist())  # rows; a bare nested list would be read as columns
+            parent = int(parents[joint])
+            if parent >= 0:
+                bone.parent = created[parent]
+            created.append(bone)
+    return obj
+
+
+class edit_mode:
+    """Context manager: `obj` in edit mode, back to object mode after, with the
+    previous active object restored. Works in background mode and timers
+    (no window needed): the operators get an explicit context override."""
+
+    def __init__(self, obj: bpy.types.Object, view_layer: bpy.types.ViewLayer) -> None:
+        self.obj, self.view_layer = obj, view_layer
+        self.previous: bpy.types.Object | None = None
+
+    def _mode_set(self, mode: str) -> None:
+        with bpy.context.temp_override(view_layer=self.view_layer, active_object=self.obj, object=self.obj,
+                                       selected_objects=[self.obj], selected_editable_objects=[self.obj]):
+            bpy.ops.object.mode_set(mode=mode)
+
+    def __enter__(self) -> "edit_mode":
+        self.previous = self.view_layer.objects.active
+        if self.previous is not None and self.previous.mode != "OBJECT":
+            raise ImportFailed(f"'{self.previous.name}' is in {self.previous.mode.replace('_', ' ').lower()} "
+                               "mode; switch to Object mode and import again")
+        self.view_layer.objects.active = self.obj
+        self._mode_set("EDIT")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode_set("OBJECT")
+        self.view_layer.objects.active = self.previous
+
+
+def add_armature_modifier(mesh_obj: bpy.types.Object, rig: bpy.types.Object) -> bpy.types.Modifier:
+    mesh_obj.parent = rig
+    mod = mesh_obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = rig
+    mod.use_vertex_groups = True
+    mod.use_deform_preserve_volume = False
+    return mod
+
+
+# -- materials ----------------------------------------------------------------
+# Which Principled BSDF input each texture role drives, and whether its pixels
+# are colour (sRGB) or data.
+ROLE_INPUTS: dict[str, tuple[str, bool]] = {
+    "base_color": ("Base Color", True),
+    "roughness": ("Roughness", False),
+    "metallic": ("Metallic", False),
+    "emission": ("Emission Color", True),
+    "normal": ("Normal", False),
+}
+# Scalar settings the backend may send, by Principled BSDF input.
+SETTING_INPUTS = {"roughness": "Roughness", "metallic": "Metallic", "ior": "IOR",
+                  "subsurface_weight": "Subsurface Weight", "specular_ior_level": "Specular IOR Level",
+                  "emission_strength": "Emission Strength", "coat_weight": "Coat Weight",
+                  "sheen_weight": "Sheen Weight"}
+
+
+def packed_image(name: str, png: bytes, colour: bool) -> bpy.types.Image:
+    """An image whose PNG bytes live inside the .blend (packed)."""
+    image = bpy.data.images.new(name, 1, 1)
+    compat.pack_png(image, png)
+    image.filepath_raw = f"//textures/{bpy.path.clean_name(name)}.png"
+    image.colorspace_settings.name = "sRGB" if colour else "Non-Color"
+    return image
+
+
+def principled_material(name: str, textures: Iterable[tuple[str, str, bytes]],
+                        settings: dict[str, Any]) -> bpy.types.Material:
+    """A Principled BSDF material; `textures` are (role, image name, PNG bytes)."""
+    mat = bpy.data.materials.new(name)
+    tree = compat.ensure_material_nodes(mat)
+    bsdf = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    for key, value in settings.items():
+        socket = bsdf.inputs.get(SETTING_INPUTS.get(key, ""))
+        if socket is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            socket.default_value = float(value)
+    for row, (role, image_name, png) in enumerate(textures):
+        if role not in ROLE_INPUTS:
+            continue
+        input_name, colour = ROLE_INPUTS[role]
+        node = tree.nodes.new("ShaderNodeTexImage")
+        node.image = packed_image(image_name, png, colour)
+        node.label = role
+        node.location = (bsdf.location.x - 500, bsdf.location.y - 300 * row)
+        if role == "normal":
+            normal_map = tree.nodes.new("ShaderNodeNormalMap")
+            normal_map.location = (bsdf.location.x - 200, bsdf.location.y - 300 * row)
+            tree.links.new(node.outputs["Color"], normal_map.inputs["Color"])
+            tree.links.new(normal_map.outputs["Normal"], bsdf.inputs["Normal"])
+        else:
+            tree.links.new(node.outputs["Color"], bsdf.inputs[input_name])
+            if role == "emission":
+                bsdf.inputs["Emission Strength"].default_value = float(settings.get("emission_strength", 1.0))
+    return mat

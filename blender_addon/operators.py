@@ -1,0 +1,231 @@
+"""Operators: connect, start a local backend, generate, cancel.
+
+Generate runs one of two ways:
+- in the UI, asynchronously: the job goes to the link thread and the result
+  is imported by the timer when it arrives (jobs.py);
+- in background mode (`blender -b`, the bpy wheel), where timers never fire,
+  it blocks on the shared client (api.py) and imports before returning.
+Every failure ends as CANCELLED with a report that says what to do; the
+last one is also kept for the panel.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bpy
+
+from . import api, backend_process, connection
+from .importers import ImportFailed
+from .jobs import TABLE
+from .protocol import ProtocolError
+from .settings import addon_preferences, current_settings
+
+LAST_ERROR: dict[str, str] = {"message": ""}   # what the panel shows under Generate
+
+
+def _fail(op: bpy.types.Operator, message: str) -> set[str]:
+    LAST_ERROR["message"] = message
+    op.report({"ERROR"}, message)
+    return {"CANCELLED"}
+
+
+def _blocking(op: bpy.types.Operator) -> bool:
+    """Blocking when asked, else in background mode (no timers to deliver results)."""
+    if op.properties.is_property_set("wait"):
+        return bool(op.wait)
+    return bool(bpy.app.background)
+
+
+def run_job(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
+            tier: str | None, name: str) -> set[str]:
+    """Shared body of the generate operators."""
+    LAST_ERROR["message"] = ""
+    if _blocking(op):
+        return _run_blocking(op, context, job, params, tier, name)
+    state = TABLE.state
+    if state in (connection.UNREACHABLE, connection.INCOMPATIBLE) and TABLE.link is not None:
+        return _fail(op, f"Not submitted: {TABLE.link.message}")
+    record = TABLE.submit(job, params, name, context.scene, tier)
+    op.report({"INFO"}, f"AvatarForge: {record.label} submitted; progress in the AvatarForge panel")
+    return {"FINISHED"}
+
+
+def _run_blocking(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
+                  tier: str | None, name: str) -> set[str]:
+    try:
+        built = api.generate(job, params, tier, name=name, context=context, on_progress=api.print_progress)
+    except api.BackendUnavailable as exc:
+        return _fail(op, f"AvatarForge backend unavailable: {exc.message}")
+    except ProtocolError as exc:
+        return _fail(op, f"AvatarForge {job} failed ({exc.code.value}): {exc.message}")
+    except ImportFailed as exc:
+        return _fail(op, f"AvatarForge could not import the result: {exc}")
+    objects = [o.name for b in built for o in getattr(b, "objects", ())]
+    op.report({"INFO"}, f"AvatarForge: created {', '.join(objects) or 'nothing'}")
+    return {"FINISHED"}
+
+
+class AVATARFORGE_OT_generate_body(bpy.types.Operator):
+    """Generate a rigged, textured body from the panel's settings"""
+    bl_idname = "avatarforge.generate_body"
+    bl_label = "Generate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
+                                 description="Block until the avatar is built (default in background mode)")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        return run_job(self, context, "body", s.body_params(), None, s.avatar_name or "Avatar")
+
+
+class AVATARFORGE_OT_submit_job(bpy.types.Operator):
+    """Run any backend job with JSON parameters and import its result"""
+    bl_idname = "avatarforge.submit_job"
+    bl_label = "Submit Job"
+    bl_options = {"REGISTER", "UNDO"}
+
+    job: bpy.props.StringProperty(name="Job", default="body")
+    params: bpy.props.StringProperty(name="Parameters", default="{}", description="JSON object")
+    tier: bpy.props.StringProperty(name="Tier", default="", description="Empty: the backend chooses")
+    name: bpy.props.StringProperty(name="Name", default="Avatar")
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            params = json.loads(self.params or "{}")
+        except json.JSONDecodeError as exc:
+            return _fail(self, f"Parameters are not valid JSON: {exc}")
+        if not isinstance(params, dict):
+            return _fail(self, "Parameters must be a JSON object, e.g. {\"model\": \"anny\"}")
+        return run_job(self, context, self.job, params, self.tier or None, self.name)
+
+
+class AVATARFORGE_OT_cancel_job(bpy.types.Operator):
+    """Cancel a running AvatarForge job"""
+    bl_idname = "avatarforge.cancel_job"
+    bl_label = "Cancel Job"
+
+    key: bpy.props.StringProperty(name="Job", description="Local id or backend job id")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        record = TABLE.find(self.key)
+        if record is None:
+            return _fail(self, f"No AvatarForge job '{self.key}' in this session")
+        if not record.active:
+            self.report({"INFO"}, f"{record.label} already {record.state}")
+            return {"CANCELLED"}
+        TABLE.cancel(record)
+        self.report({"INFO"}, f"Cancelling {record.label}")
+        return {"FINISHED"}
+
+
+class AVATARFORGE_OT_clear_jobs(bpy.types.Operator):
+    """Remove finished jobs from the list"""
+    bl_idname = "avatarforge.clear_jobs"
+    bl_label = "Clear Finished"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        TABLE.clear_finished()
+        return {"FINISHED"}
+
+
+class AVATARFORGE_OT_reset_phenotypes(bpy.types.Operator):
+    """Set every phenotype back to its default"""
+    bl_idname = "avatarforge.reset_phenotypes"
+    bl_label = "Reset Phenotypes"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.scene.avatarforge.reset_phenotypes(backend_phenotype_defaults())
+        return {"FINISHED"}
+
+
+def backend_phenotype_defaults() -> dict[str, float]:
+    """Phenotype defaults the backend's welcome describes for the body job, if it does."""
+    body = ((TABLE.welcome or {}).get("pipelines") or {}).get("body") or {}
+    found = body.get("phenotypes") or (body.get("params") or {}).get("phenotypes") or {}
+    if isinstance(found, dict):
+        return {k: float(v.get("default") if isinstance(v, dict) else v) for k, v in found.items()
+                if isinstance(v, (int, float)) or (isinstance(v, dict) and isinstance(v.get("default"), (int, float)))}
+    return {}
+
+
+class AVATARFORGE_OT_connect(bpy.types.Operator):
+    """Connect to the AvatarForge backend (retries in the background until it answers)"""
+    bl_idname = "avatarforge.connect"
+    bl_label = "Connect"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        link = TABLE.ensure_link()
+        link.reconnect()
+        self.report({"INFO"}, f"Connecting to {link.address}")
+        return {"FINISHED"}
+
+
+class AVATARFORGE_OT_disconnect(bpy.types.Operator):
+    """Disconnect from the backend (running jobs keep running there)"""
+    bl_idname = "avatarforge.disconnect"
+    bl_label = "Disconnect"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        TABLE.disconnect()
+        return {"FINISHED"}
+
+
+class AVATARFORGE_OT_start_backend(bpy.types.Operator):
+    """Start a backend on this machine with the configured Python, then connect to it"""
+    bl_idname = "avatarforge.start_backend"
+    bl_label = "Start Local Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = current_settings()
+        local = backend_process.LOCAL
+        if local is not None and local.state in ("starting", "running"):
+            self.report({"INFO"}, f"The local backend is already {local.state}")
+            return {"CANCELLED"}
+        local = backend_process.LocalBackend(s.backend_python, s.local_bind, s.local_store or None)
+        try:
+            if not bpy.app.background:
+                backend_process.connect_address(s.local_bind)  # refuses a "*" port before starting
+            local.start()
+        except backend_process.BackendStartFailed as exc:
+            return _fail(self, str(exc))
+        backend_process.LOCAL = local
+        if bpy.app.background:
+            try:
+                s.address = local.wait_ready()
+            except backend_process.BackendStartFailed as exc:
+                return _fail(self, str(exc))
+        else:
+            s.address = backend_process.connect_address(local.bind)
+        prefs = addon_preferences()
+        if prefs is not None:  # Generate connects where the backend we started listens
+            prefs.backend_address = s.address
+        TABLE.ensure_link(s)
+        self.report({"INFO"}, f"Starting the backend at {local.bind}; the panel shows when it is connected")
+        return {"FINISHED"}
+
+
+class AVATARFORGE_OT_stop_backend(bpy.types.Operator):
+    """Stop the backend this Blender started"""
+    bl_idname = "avatarforge.stop_backend"
+    bl_label = "Stop Local Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        local = backend_process.LOCAL
+        if local is None or local.proc is None:
+            self.report({"INFO"}, "No local backend was started from here")
+            return {"CANCELLED"}
+        code = local.stop()
+        backend_process.LOCAL = None
+        self.report({"INFO"}, f"Local backend stopped (exit code {code})")
+        return {"FINISHED"}
+
+
+classes = (
+    AVATARFORGE_OT_generate_body, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job,
+    AVATARFORGE_OT_clear_jobs, AVATARFORGE_OT_reset_phenotypes, AVATARFORGE_OT_connect,
+    AVATARFORGE_OT_disconnect, AVATARFORGE_OT_start_backend, AVATARFORGE_OT_stop_backend,
+)

@@ -1,0 +1,126 @@
+"""The 3D viewport sidebar tab "AvatarForge" and the status-bar progress."""
+from __future__ import annotations
+
+import bpy
+
+from . import compat, operators, prefs
+from .jobs import TABLE, JobRecord
+from .properties import EXTRA_PHENOTYPES, MAIN_PHENOTYPES
+
+STATE_ICONS = {"done": "CHECKMARK", "failed": "ERROR", "cancelled": "CANCEL", "cancelling": "SORTTIME"}
+
+
+def tier_note(model: str) -> str:
+    """Why a body model cannot run on the connected backend, or ''."""
+    body = ((TABLE.welcome or {}).get("pipelines") or {}).get("body") or {}
+    tier = (body.get("tiers") or {}).get(model)
+    if isinstance(tier, dict) and not tier.get("available", True):
+        return tier.get("reason", f"{model} is not available on this backend")
+    return ""
+
+
+class AVATARFORGE_PT_main(bpy.types.Panel):
+    bl_label = "AvatarForge"
+    bl_idname = "AVATARFORGE_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "AvatarForge"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        prefs.draw_connection(layout.box(), compact=True)
+
+
+class AVATARFORGE_PT_body(bpy.types.Panel):
+    bl_label = "Body"
+    bl_idname = "AVATARFORGE_PT_body"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "AvatarForge"
+    bl_parent_id = "AVATARFORGE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.avatarforge
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(s, "avatar_name")
+        layout.prop(s, "body_model")
+        note = tier_note(s.body_model)
+        if note:
+            prefs.draw_wrapped(layout.column(align=True), note, 40, icon="INFO")
+        if s.body_model == "anny":
+            col = layout.column(align=True)
+            for name, *_ in MAIN_PHENOTYPES:
+                col.prop(s, name, slider=True)
+            layout.prop(s, "show_more")
+            if s.show_more:
+                col = layout.column(align=True)
+                for name, *_ in EXTRA_PHENOTYPES:
+                    col.prop(s, name, slider=True)
+            layout.operator("avatarforge.reset_phenotypes", icon="LOOP_BACK")
+        layout.prop(s, "seed")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("avatarforge.generate_body", icon="OUTLINER_OB_ARMATURE")
+        if operators.LAST_ERROR["message"]:
+            prefs.draw_wrapped(layout.box().column(align=True), operators.LAST_ERROR["message"], 40, icon="ERROR")
+
+
+def draw_job(layout: bpy.types.UILayout, record: JobRecord) -> None:
+    box = layout.box()
+    row = box.row(align=True)
+    row.label(text=record.label, icon=STATE_ICONS.get(record.state, "PLAY"))
+    if record.active and record.state != "cancelling":
+        op = row.operator("avatarforge.cancel_job", text="", icon="X")
+        op.key = record.local_id
+    if record.active:
+        compat.progress_bar(box, record.fraction, f"{record.fraction * 100:.0f}%  {record.stage}")
+    elif record.state == "done":
+        box.label(text=("from cache: " if record.cached else "") + ", ".join(record.imported))
+    if record.message:
+        prefs.draw_wrapped(box.column(align=True), record.message, 40,
+                           icon="ERROR" if record.state == "failed" else "INFO")
+
+
+class AVATARFORGE_PT_jobs(bpy.types.Panel):
+    bl_label = "Jobs"
+    bl_idname = "AVATARFORGE_PT_jobs"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "AvatarForge"
+    bl_parent_id = "AVATARFORGE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        records = sorted(TABLE.records.values(), key=lambda r: r.created, reverse=True)
+        if not records:
+            layout.label(text="No jobs yet")
+            return
+        for record in records[:20]:
+            draw_job(layout, record)
+        if any(not r.active for r in records):
+            layout.operator("avatarforge.clear_jobs", icon="TRASH")
+
+
+def draw_status_bar(self: bpy.types.Header, context: bpy.types.Context) -> None:
+    """Progress of the running jobs in the status bar."""
+    active = TABLE.active_records()
+    if not active:
+        return
+    row = self.layout.row(align=True)
+    record = active[0]
+    more = f" (+{len(active) - 1})" if len(active) > 1 else ""
+    row.ui_units_x = 14
+    compat.progress_bar(row, record.fraction, f"AvatarForge {record.name}: {record.stage}{more}")
+
+
+classes = (AVATARFORGE_PT_main, AVATARFORGE_PT_body, AVATARFORGE_PT_jobs)
+
+
+def register() -> None:
+    compat.status_bar_header().append(draw_status_bar)
+
+
+def unregister() -> None:
+    compat.status_bar_header().remove(draw_status_bar)
