@@ -61,7 +61,8 @@ def encode(msg: dict[str, Any], out_of_band_bytes: int = OUT_OF_BAND_BYTES) -> l
         if isinstance(obj, np.ndarray):
             if obj.dtype.byteorder == ">":
                 obj = obj.astype(obj.dtype.newbyteorder("<"))
-            arr = np.ascontiguousarray(obj)
+            # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
+            arr = obj if obj.flags.c_contiguous else obj.copy(order="C")
             dt = _dtype_str(arr)
             if dt not in _ALLOWED_DTYPES:
                 raise ProtocolError(ErrorCode.INTERNAL, f"arrays of dtype {arr.dtype} cannot be sent")
@@ -229,7 +230,7 @@ def _decode_ext(code: int, data: bytes, views: list[memoryview], used: set[int],
                             f"array of shape {shape} and dtype {dt} needs {count * dtype.itemsize} bytes, "
                             f"got {nbytes}")
     # frombuffer keeps the frame alive and does not copy; the result is read-only.
-    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(tuple(shape))
 
 
 def _frame_index(ref: Any, views: list[memoryview], used: set[int]) -> int:

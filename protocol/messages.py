@@ -151,11 +151,11 @@ def validate(msg: dict[str, Any], requests_only: bool = False) -> dict[str, Any]
     msg_type = msg.get("type")
     if not isinstance(msg_type, str) or msg_type not in SCHEMAS:
         known = ", ".join(sorted(REQUEST_TYPES if requests_only else SCHEMAS))
-        raise ProtocolError(ErrorCode.UNSUPPORTED, f"unknown message type {msg_type!r}; known: {known}",
+        raise ProtocolError(ErrorCode.UNSUPPORTED, f"unknown message type {msg_type!r}; known types: {known}",
                             field="type")
     if requests_only and msg_type not in REQUEST_TYPES:
         raise ProtocolError(ErrorCode.UNSUPPORTED,
-                            f"'{msg_type}' is a reply; a client may send "
+                            f"message type '{msg_type}' is a reply; a client may send "
                             f"{', '.join(sorted(REQUEST_TYPES))}", field="type")
     _str(MAX_ID_LEN)(msg.get("id"), "id")
     if "re" in msg:
