@@ -24,7 +24,7 @@ except ImportError as _exc:  # pragma: no cover - only a source tree that was ne
 
 import bpy  # noqa: E402
 
-from . import api, backend_process, compat, jobs, operators, panels, prefs, properties  # noqa: E402
+from . import api, backend_process, compat, jobs, operators, panels, prefs, properties, render_setup  # noqa: E402,F401
 
 _CLASSES = (*prefs.classes, *operators.classes, *panels.classes)
 

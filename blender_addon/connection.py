@@ -34,6 +34,8 @@ CONNECTED = "connected"
 UNREACHABLE = "unreachable"     # tried and failed; retrying every retry_s
 INCOMPATIBLE = "incompatible"   # the backend refused us (e.g. VERSION_MISMATCH); not retried
 
+MAX_RESUMES = 3   # how often a job stopped by the backend is submitted again
+
 _local_ids = itertools.count(1)
 
 
@@ -86,6 +88,9 @@ class BackendLink:
         self._requests: dict[str, _Request] = {}     # job_id -> what made it, to resubmit after a restart
         self._session: str | None = None
         self._last_heard = 0.0
+        self._cancel_requested: set[str] = set()     # jobs the user cancelled
+        self._interrupted: set[str] = set()           # jobs the backend stopped without being asked
+        self._resumes: dict[str, int] = {}            # job_id -> how often we submitted it again
 
     # -- main-thread API ----------------------------------------------------
     def start(self) -> "BackendLink":
@@ -173,6 +178,8 @@ class BackendLink:
             self._last_heard = time.monotonic()
             self._forward(client, msg)
             msg = client.poll(0.0)
+        if self._interrupted:
+            self._reattach(client, only=list(self._interrupted))
         if time.monotonic() - self._last_heard > self.heartbeat_s:
             self._heartbeat(client)
 
@@ -213,24 +220,47 @@ class BackendLink:
             self._session = welcome.get("session")
             self._reattach(client)
 
-    def _reattach(self, client: Client) -> None:
+    def _reattach(self, client: Client, only: list[str] | None = None) -> None:
         """Follow every job we were following again: fetch it (result from the
         store, or progress from now on), or submit it again if the backend
-        forgot it (it restarted while the job ran)."""
-        for job_id in sorted(client.pending):
+        forgot it (it restarted while the job ran) or stopped it without us
+        asking (it was shutting down)."""
+        for job_id in sorted(client.pending if only is None else only):
             try:
-                client.status(job_id, timeout_s=self.request_timeout_s)
+                state = client.status(job_id, timeout_s=self.connect_timeout_s)
+            except BackendUnavailable:
+                raise
             except ProtocolError as exc:
-                if isinstance(exc, BackendUnavailable):
-                    raise
                 if exc.code == ErrorCode.NOT_FOUND and job_id in self._requests:
-                    client.pending.discard(job_id)
-                    self._submit(client, self._requests.pop(job_id), resubmitted_from=job_id)
+                    self._resubmit(client, job_id)
                     continue
-                client.pending.discard(job_id)
+                self._drop(client, job_id)
                 self._emit("error", job_id=job_id, code=exc.code.value, message=exc.message)
                 continue
+            if state.get("state") in ("cancelled", "failed") and job_id in self._interrupted:
+                self._resubmit(client, job_id)
+                continue
+            self._interrupted.discard(job_id)
             client.fetch(job_id)
+
+    def _resubmit(self, client: Client, job_id: str) -> None:
+        request = self._requests.pop(job_id)
+        self._interrupted.discard(job_id)
+        client.pending.discard(job_id)
+        try:
+            self._submit(client, request, resubmitted_from=job_id, hold=False)
+        except BackendUnavailable:
+            # Gone again: remember it and try once more after the next reconnect.
+            self._requests[job_id] = request
+            self._interrupted.add(job_id)
+            client.pending.add(job_id)
+            raise
+
+    def _drop(self, client: Client, job_id: str) -> None:
+        client.pending.discard(job_id)
+        self._requests.pop(job_id, None)
+        self._interrupted.discard(job_id)
+        self._cancel_requested.discard(job_id)
 
     def _serve_commands(self, client: Client, connected: bool) -> None:
         while True:
@@ -256,11 +286,13 @@ class BackendLink:
             else:
                 self._held.append(request)  # keep it until the first connection attempt is done
 
-    def _submit(self, client: Client, request: _Request, resubmitted_from: str | None = None) -> None:
+    def _submit(self, client: Client, request: _Request, resubmitted_from: str | None = None,
+                hold: bool = True) -> None:
         try:
             accepted = client.submit(request.job, request.params, request.tier)
         except BackendUnavailable:
-            self._held.append(request)
+            if hold:
+                self._held.append(request)
             raise
         except ProtocolError as exc:
             self._emit("submit_failed", local_id=request.local_id, code=exc.code.value, message=exc.message,
@@ -275,6 +307,7 @@ class BackendLink:
         if not connected:
             self._emit("cancel_failed", job_id=job_id, message=f"cannot cancel: {self.message}")
             return
+        self._cancel_requested.add(job_id)
         try:
             state = client.cancel(job_id, timeout_s=self.request_timeout_s)
         except BackendUnavailable:
@@ -287,9 +320,18 @@ class BackendLink:
     def _forward(self, client: Client, msg: dict[str, Any]) -> None:
         """A backend job event, passed to the main thread."""
         kind, job_id = msg["type"], msg.get("job_id")
+        if kind == "error" and job_id and msg.get("code") == ErrorCode.CANCELLED.value \
+                and job_id not in self._cancel_requested and job_id in self._requests \
+                and self._resumes.get(job_id, 0) < MAX_RESUMES:
+            # Nobody here asked: the backend is shutting down (or another client
+            # cancelled the shared job). Keep following it; resume when we can.
+            self._interrupted.add(job_id)
+            self._resumes[job_id] = self._resumes.get(job_id, 0) + 1
+            self._emit("interrupted", job_id=job_id,
+                       message="the backend stopped this job; it resumes when the backend is back")
+            return
         if kind in ("result", "error") and job_id:
-            client.pending.discard(job_id)
-            self._requests.pop(job_id, None)
+            self._drop(client, job_id)
         if kind == "result":
             self._emit("result", job_id=job_id, artifacts=msg["artifacts"], cached=bool(msg.get("cached")),
                        stats=msg.get("stats") or {})

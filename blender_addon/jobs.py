@@ -177,6 +177,8 @@ class JobTable:
             code = d.get("code", "INTERNAL")
             state = "cancelled" if code == "CANCELLED" else "failed"
             self._finish(record, state, d.get("message") or code)
+        elif event.kind == "interrupted":
+            record.stage = d.get("message", "interrupted")
         elif event.kind == "cancel_failed":
             if record.state == "cancelling":
                 record.state = "running"

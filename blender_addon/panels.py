@@ -60,6 +60,7 @@ class AVATARFORGE_PT_body(bpy.types.Panel):
                     col.prop(s, name, slider=True)
             layout.operator("avatarforge.reset_phenotypes", icon="LOOP_BACK")
         layout.prop(s, "seed")
+        layout.prop(s, "texture_size")
         row = layout.row()
         row.scale_y = 1.4
         row.operator("avatarforge.generate_body", icon="OUTLINER_OB_ARMATURE")

@@ -46,6 +46,8 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
                                                 description="Name of the collection and objects created"),
         "seed": bpy.props.IntProperty(name="Seed", default=0, min=0, description="Seed for the texture"),
         "show_more": bpy.props.BoolProperty(name="More Phenotypes", default=False),
+        "texture_size": bpy.props.IntProperty(name="Texture Size", default=1024, min=256, max=4096,
+                                              description="Edge of the skin texture in pixels"),
         **_phenotype_annotations(),
     }
 
@@ -55,7 +57,8 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
         return {name: round(float(getattr(self, name)), 6) for name, *_ in shown}
 
     def body_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": self.body_model, "seed": int(self.seed)}
+        params: dict[str, Any] = {"model": self.body_model, "seed": int(self.seed),
+                                  "texture_size": int(self.texture_size)}
         if self.body_model == "anny":
             params["phenotypes"] = self.phenotypes()
         return params
