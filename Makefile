@@ -13,7 +13,7 @@ BVENV := .venv-blender
 BVENV42 := .venv-blender-4.2
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env bench addon clean
+.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env bench bench-import addon vendor clean
 
 backend-env: $(VENV)/.installed
 blender-env: $(BVENV)/.installed
@@ -38,14 +38,35 @@ $(BVENV42)/.installed:
 test-backend: backend-env
 	$(VENV)/bin/python -m pytest tests --ignore=tests/blender -q
 
-test: test-backend
+# The add-on in real Blender, on both lines: installed from a freshly built zip,
+# against a real backend subprocess (tests/blender/conftest.py).
+test-blender: backend-env blender-env blender42-env
+	$(BVENV)/bin/python -m pytest tests/blender -q
+	$(BVENV42)/bin/python -m pytest tests/blender -q
+
+test: test-backend test-blender
 
 bench: backend-env
 	$(VENV)/bin/python bench/protocol.py
 
-demo: backend-env
+# The add-on's installable zips (dist/), one per Blender line.
+addon: blender-env
+	$(BVENV)/bin/python build_addon.py
+
+# The add-on's copy of protocol/, for running it from the source tree.
+vendor: blender-env
+	$(BVENV)/bin/python build_addon.py --vendor
+
+# The whole main job headless: start a backend (free port, store in out/store),
+# generate the default avatar in Blender (bpy wheel), save out/demo.blend,
+# render out/demo.png with Cycles on the CPU, stop the backend.
+demo: backend-env blender-env vendor
 	mkdir -p out
-	$(VENV)/bin/avatarforge generate body --out out/demo.glb
+	$(BVENV)/bin/python blender_addon/scripts/render_demo.py --backend-python $(VENV)/bin/python \
+		--store out/store --blend out/demo.blend --png out/demo.png
+
+bench-import: backend-env blender-env vendor
+	$(BVENV)/bin/python bench/import_speed.py --backend-python $(VENV)/bin/python
 
 clean:
-	rm -rf dist out build *.egg-info
+	rm -rf dist out build *.egg-info blender_addon/protocol

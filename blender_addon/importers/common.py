@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
+import bmesh
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -63,54 +64,65 @@ def read_stamp(idblock: bpy.types.ID, key: str) -> Any:
 
 
 # -- meshes -------------------------------------------------------------------
-def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray,
-               corner_uvs: np.ndarray | None = None, uv_name: str = "UVMap") -> bpy.types.Mesh:
-    """A triangle mesh from (V,3) vertices, (F,3) faces and optional (F,3,2)
-    per-corner UVs, written with foreach_set (loops are in face-corner order,
-    so the corner UVs map one to one onto loop UVs)."""
+def point_mesh(name: str, vertices: np.ndarray) -> bpy.types.Mesh:
+    """A mesh of vertices only (faces come later, see add_triangles)."""
     mesh = bpy.data.meshes.new(name)
-    n_faces = len(faces)
     mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, np.float32).ravel())
+    compat.set_positions(mesh, np.ascontiguousarray(vertices, np.float32).ravel())
+    return mesh
+
+
+def add_triangles(mesh: bpy.types.Mesh, faces: np.ndarray, corner_uvs: np.ndarray | None = None,
+                  uv_name: str = "UVMap") -> None:
+    """Add (F,3) triangles and optional (F,3,2) per-corner UVs to a point mesh,
+    in bulk (loops are in face-corner order, so corner UVs map one to one)."""
+    n_faces = len(faces)
     mesh.loops.add(n_faces * 3)
-    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, np.int32).ravel())
+    compat.set_corner_verts(mesh, np.ascontiguousarray(faces, np.int32).ravel())
     mesh.polygons.add(n_faces)
     mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     if corner_uvs is not None:
-        layer = mesh.uv_layers.new(name=uv_name)
-        layer.data.foreach_set("uv", np.ascontiguousarray(corner_uvs, np.float32).ravel())
+        compat.add_corner_uvs(mesh, uv_name, np.ascontiguousarray(corner_uvs, np.float32).ravel())
     compat.shade_smooth(mesh)
+
+
+def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray,
+               corner_uvs: np.ndarray | None = None, uv_name: str = "UVMap") -> bpy.types.Mesh:
+    """A triangle mesh from (V,3) vertices, (F,3) faces and optional (F,3,2) UVs."""
+    mesh = point_mesh(name, vertices)
+    add_triangles(mesh, faces, corner_uvs, uv_name)
     return mesh
 
 
-def write_vertex_groups(obj: bpy.types.Object, group_names: Sequence[str], indices: np.ndarray,
-                        weights: np.ndarray) -> list[bpy.types.VertexGroup]:
-    """One vertex group per name; vertex v gets weights[v, i] in group indices[v, i].
+def write_deform_weights(mesh: bpy.types.Mesh, indices: np.ndarray, weights: np.ndarray) -> None:
+    """Vertex v gets weights[v, i] in vertex group indices[v, i] (zeros left out,
+    so the Armature modifier skips them).
 
-    Blender has no bulk setter for group weights, so we make as few
-    `VertexGroup.add` calls as possible: entries are grouped by (group, exact
-    weight) and each run is one call with a vertex list. Weights of exactly 1.0
-    (most vertices of a limb) collapse into one call per bone. Zero weights are
-    left out so the Armature modifier skips them.
+    Blender has no bulk setter for group weights. Measured on Anny (13,718
+    vertices, 30k weights): VertexGroup.add grouped by (group, weight) 24 ms,
+    one add per weight 30 ms, attribute_convert per group 115 ms; the fastest
+    is writing the BMesh deform layer of the mesh while it has no faces yet
+    (from_mesh/to_mesh are then nearly free): 7 ms. Call this on a point mesh,
+    before add_triangles; the object's vertex groups must be created in the
+    order of the indices (group i = index i).
     """
-    groups = [obj.vertex_groups.new(name=n) for n in group_names]
-    n_vert, k = indices.shape
-    vert = np.repeat(np.arange(n_vert, dtype=np.int64), k)
-    joint = indices.ravel().astype(np.int64)
-    weight = weights.ravel().astype(np.float32)
-    keep = weight > 0.0
-    vert, joint, weight = vert[keep], joint[keep], weight[keep]
-    order = np.lexsort((vert, weight, joint))
-    vert, joint, weight = vert[order], joint[order], weight[order]
-    breaks = np.flatnonzero((np.diff(joint) != 0) | (np.diff(weight) != 0)) + 1
-    starts = np.concatenate(([0], breaks)).tolist()
-    ends = np.concatenate((breaks, [len(vert)])).tolist()
-    vert_list, joint_list, weight_list = vert.tolist(), joint.tolist(), weight.tolist()
-    adds = [g.add for g in groups]
-    for s, e in zip(starts, ends):
-        adds[joint_list[s]](vert_list[s:e], weight_list[s], "REPLACE")
-    return groups
+    if len(mesh.polygons):
+        raise ValueError("write_deform_weights needs a mesh without faces (call it before add_triangles)")
+    keep = weights > 0.0
+    vert = np.nonzero(keep)[0].tolist()
+    joint = indices[keep].tolist()
+    weight = weights[keep].astype(np.float32).tolist()
+    bm = bmesh.new()
+    try:
+        bm.from_mesh(mesh)
+        layer = bm.verts.layers.deform.verify()
+        dverts = [v[layer] for v in bm.verts]
+        for v, j, w in zip(vert, joint, weight):
+            dverts[v][j] = w
+        bm.to_mesh(mesh)
+    finally:
+        bm.free()
 
 
 # -- armatures ----------------------------------------------------------------
