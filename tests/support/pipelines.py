@@ -12,10 +12,10 @@ from avatarforge.backend.config import BackendConfig
 from avatarforge.backend.pipelines import JobContext, Pipeline
 from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar, Skeleton
 
-# 1x1 PNG, so the artifact carries a valid texture without an image library.
+# 1x1 PNG (a skin tone), so the artifact carries a valid texture without an image library.
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-    "0000000d4944415478da63f8cfc0f01f0005000201a5f0c1a40000000049454e44ae426082")
+    "0000000d49444154789c633831ade23f0006d602d6e13f3bcc0000000049454e44ae426082")
 
 
 def tetra_avatar(scale: float = 1.0, extra_vertices: int = 0) -> RiggedAvatar:
