@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from . import api, backend_process, connection
+from . import api, backend_process, connection, properties
 from .importers import ImportFailed
 from .jobs import TABLE
 from .protocol import ProtocolError
@@ -77,7 +77,7 @@ class AVATARFORGE_OT_generate_body(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         s = context.scene.avatarforge
-        return run_job(self, context, "body", s.body_params(), None, s.avatar_name or "Avatar")
+        return run_job(self, context, "body", properties.body_params(s), None, s.avatar_name or "Avatar")
 
 
 class AVATARFORGE_OT_submit_job(bpy.types.Operator):
@@ -138,7 +138,7 @@ class AVATARFORGE_OT_reset_phenotypes(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        context.scene.avatarforge.reset_phenotypes(backend_phenotype_defaults())
+        properties.reset_phenotypes(context.scene.avatarforge, backend_phenotype_defaults())
         return {"FINISHED"}
 
 

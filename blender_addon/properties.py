@@ -51,21 +51,27 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
         **_phenotype_annotations(),
     }
 
-    def phenotypes(self) -> dict[str, float]:
-        """The phenotypes the panel shows (the extra ones only when expanded)."""
-        shown = ALL_PHENOTYPES if self.show_more else MAIN_PHENOTYPES
-        return {name: round(float(getattr(self, name)), 6) for name, *_ in shown}
 
-    def body_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": self.body_model, "seed": int(self.seed),
-                                  "texture_size": int(self.texture_size)}
-        if self.body_model == "anny":
-            params["phenotypes"] = self.phenotypes()
-        return params
 
-    def reset_phenotypes(self, defaults: dict[str, float] | None = None) -> None:
-        for name, _label, _desc, default in ALL_PHENOTYPES:
-            setattr(self, name, float((defaults or {}).get(name, default)))
+# Module functions, not methods: a PropertyGroup with any Python method makes
+# the Blender 4.2 bpy module crash when the interpreter exits.
+def shown_phenotypes(s: AvatarForgeSceneSettings) -> dict[str, float]:
+    """The phenotypes the panel shows (the extra ones only when expanded)."""
+    shown = ALL_PHENOTYPES if s.show_more else MAIN_PHENOTYPES
+    return {name: round(float(getattr(s, name)), 6) for name, *_ in shown}
+
+
+def body_params(s: AvatarForgeSceneSettings) -> dict[str, Any]:
+    """The `body` job's params from the panel's settings."""
+    params: dict[str, Any] = {"model": s.body_model, "seed": int(s.seed), "texture_size": int(s.texture_size)}
+    if s.body_model == "anny":
+        params["phenotypes"] = shown_phenotypes(s)
+    return params
+
+
+def reset_phenotypes(s: AvatarForgeSceneSettings, defaults: dict[str, float] | None = None) -> None:
+    for name, _label, _desc, default in ALL_PHENOTYPES:
+        setattr(s, name, float((defaults or {}).get(name, default)))
 
 
 classes = (AvatarForgeSceneSettings,)

@@ -58,8 +58,15 @@ def import_rigged_avatar(avatar: RiggedAvatar, context: bpy.types.Context | None
         timings[stage] = now - t
         t = now
 
-    collection = common.new_collection(name, parent_collection or scene.collection)
+    # Check everything that can be refused before creating anything, so a
+    # refused avatar leaves no half-built objects behind.
     skel = avatar.skeleton
+    common.check_rest_frames(skel.joint_names, skel.rest_matrices)
+    for m in avatar.materials:
+        common.check_png(f"{m.name} ({m.role})", m.png)
+    lap("checks")
+
+    collection = common.new_collection(name, parent_collection or scene.collection)
     rig = common.build_armature(f"{name}_rig", skel.joint_names, skel.parents, skel.rest_matrices,
                                 collection, view_layer)
     lap("armature")

@@ -8,6 +8,7 @@ needs no preferences set up).
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import sys
@@ -48,4 +49,7 @@ def load_addon() -> ModuleType:
     sys.modules[ALIAS] = module
     spec.loader.exec_module(module)
     module.register()
+    # Unregister before the interpreter exits: the Blender 4.2 bpy module
+    # crashes at exit while Python classes are still registered.
+    atexit.register(module.unregister)
     return module

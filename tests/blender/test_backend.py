@@ -245,3 +245,33 @@ def test_link_survives_backend_restart(addon: Any, clean_scene: Any, prefs: Any,
     finally:
         table.disconnect()
         first.stop()
+
+
+def test_start_and_stop_local_backend_from_preferences(addon: Any, prefs: Any, tmp_path: Path) -> None:
+    from .conftest import BACKEND_PYTHON
+
+    saved = (prefs.backend_python, prefs.local_bind, prefs.local_store)
+    try:
+        prefs.backend_python = str(tmp_path / "no-python")
+        with pytest.raises(RuntimeError, match="is not an executable Python interpreter"):
+            bpy.ops.avatarforge.start_backend()
+
+        prefs.backend_python = str(BACKEND_PYTHON)
+        prefs.local_bind = f"tcp://127.0.0.1:{free_port()}"
+        prefs.local_store = str(tmp_path / "store")
+        assert bpy.ops.avatarforge.start_backend() == {"FINISHED"}
+        local = addon.backend_process.LOCAL
+        assert local.state == "running"
+        assert prefs.backend_address == local.address == prefs.local_bind
+        welcome = addon.api.connect(local.address)
+        assert "body" in welcome["pipelines"]
+        assert bpy.ops.avatarforge.stop_backend() == {"FINISHED"}
+        assert local.proc.returncode == 0, "SIGTERM stops the server cleanly"
+        assert addon.backend_process.LOCAL is None
+    finally:
+        prefs.backend_python, prefs.local_bind, prefs.local_store = saved
+        addon.api.close()
+        addon.jobs.TABLE.disconnect()
+        if addon.backend_process.LOCAL is not None:
+            addon.backend_process.LOCAL.stop()
+            addon.backend_process.LOCAL = None

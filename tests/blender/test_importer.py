@@ -154,6 +154,16 @@ def test_bad_rest_frame_is_refused(addon: Any, clean_scene: Any, tube: Any) -> N
     tube.skeleton.rest_matrices[2, :3, 0] *= -1.0     # a mirrored (left-handed) frame
     with pytest.raises(addon.importers.ImportFailed, match="joint 'head'.*not a rotation"):
         addon.importers.import_artifacts([tube], bpy.context)
+    assert not bpy.data.objects and not bpy.data.collections
+
+
+def test_corrupt_texture_is_refused_before_anything_is_built(addon: Any, clean_scene: Any, tube: Any) -> None:
+    png = bytearray(tube.materials[0].png)
+    png[45] ^= 0xFF                                   # a flipped byte inside IDAT
+    tube.materials[0].png = bytes(png)
+    with pytest.raises(addon.importers.ImportFailed, match=r"texture 'skin \(base_color\)'.*IDAT fails its CRC"):
+        addon.importers.import_artifacts([tube], bpy.context)
+    assert not bpy.data.objects and not bpy.data.collections
 
 
 def test_unknown_artifact_kind_is_refused(addon: Any, clean_scene: Any) -> None:
