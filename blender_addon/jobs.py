@@ -196,6 +196,7 @@ class JobTable:
         try:
             built = import_in_scene(record.artifacts, scene, record.job_id, record.name)
         except importers.ImportFailed as exc:
+            # Keep the artifacts: the panel offers to import them again.
             self._finish(record, "failed", f"the result arrived but could not be imported: {exc}")
             return []
         record.imported = [o.name for b in built for o in getattr(b, "objects", ())]

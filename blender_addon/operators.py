@@ -121,6 +121,25 @@ class AVATARFORGE_OT_cancel_job(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class AVATARFORGE_OT_import_result(bpy.types.Operator):
+    """Import a finished job's result again (after its import failed, e.g. in Edit mode)"""
+    bl_idname = "avatarforge.import_result"
+    bl_label = "Import Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    key: bpy.props.StringProperty(name="Job", description="Local id or backend job id")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        record = TABLE.find(self.key)
+        if record is None or not record.artifacts:
+            return _fail(self, f"No result of job '{self.key}' is waiting to be imported")
+        built = TABLE.import_record(record)
+        if not built:
+            return _fail(self, record.message)
+        self.report({"INFO"}, f"AvatarForge: imported {', '.join(record.imported)}")
+        return {"FINISHED"}
+
+
 class AVATARFORGE_OT_clear_jobs(bpy.types.Operator):
     """Remove finished jobs from the list"""
     bl_idname = "avatarforge.clear_jobs"
@@ -225,7 +244,7 @@ class AVATARFORGE_OT_stop_backend(bpy.types.Operator):
 
 
 classes = (
-    AVATARFORGE_OT_generate_body, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job,
+    AVATARFORGE_OT_generate_body, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job, AVATARFORGE_OT_import_result,
     AVATARFORGE_OT_clear_jobs, AVATARFORGE_OT_reset_phenotypes, AVATARFORGE_OT_connect,
     AVATARFORGE_OT_disconnect, AVATARFORGE_OT_start_backend, AVATARFORGE_OT_stop_backend,
 )

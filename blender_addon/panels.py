@@ -82,6 +82,8 @@ def draw_job(layout: bpy.types.UILayout, record: JobRecord) -> None:
     if record.message:
         prefs.draw_wrapped(box.column(align=True), record.message, 40,
                            icon="ERROR" if record.state == "failed" else "INFO")
+    if record.artifacts and not record.active:   # the result arrived but its import failed
+        box.operator("avatarforge.import_result", icon="IMPORT").key = record.local_id
 
 
 class AVATARFORGE_PT_jobs(bpy.types.Panel):

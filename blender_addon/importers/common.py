@@ -181,6 +181,15 @@ def build_armature(name: str, joint_names: Sequence[str], parents: np.ndarray, r
     return obj
 
 
+def check_object_mode(view_layer: bpy.types.ViewLayer) -> None:
+    """Building an armature needs Edit mode on it, which Blender refuses while
+    the user edits something else: say so instead of switching their mode."""
+    active = view_layer.objects.active
+    if active is not None and active.mode != "OBJECT":
+        raise ImportFailed(f"'{active.name}' is in {active.mode.replace('_', ' ').lower()} mode; "
+                           "switch to Object mode and import again")
+
+
 class edit_mode:
     """Context manager: `obj` in edit mode, back to object mode after, with the
     previous active object restored. Works in background mode and timers
@@ -196,10 +205,8 @@ class edit_mode:
             bpy.ops.object.mode_set(mode=mode)
 
     def __enter__(self) -> "edit_mode":
+        check_object_mode(self.view_layer)
         self.previous = self.view_layer.objects.active
-        if self.previous is not None and self.previous.mode != "OBJECT":
-            raise ImportFailed(f"'{self.previous.name}' is in {self.previous.mode.replace('_', ' ').lower()} "
-                               "mode; switch to Object mode and import again")
         self.view_layer.objects.active = self.obj
         self._mode_set("EDIT")
         return self

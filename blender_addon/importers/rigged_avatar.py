@@ -61,6 +61,7 @@ def import_rigged_avatar(avatar: RiggedAvatar, context: bpy.types.Context | None
     # Check everything that can be refused before creating anything, so a
     # refused avatar leaves no half-built objects behind.
     skel = avatar.skeleton
+    common.check_object_mode(view_layer)
     common.check_rest_frames(skel.joint_names, skel.rest_matrices)
     for m in avatar.materials:
         common.check_png(f"{m.name} ({m.role})", m.png)

@@ -80,6 +80,7 @@ def af(addon: Any) -> Any:
 def clean_scene(addon: Any) -> Iterator[bpy.types.Scene]:
     """An empty scene before each test (the add-on stays enabled)."""
     _clear()
+    addon.jobs.TABLE.disconnect()
     addon.jobs.TABLE.records.clear()
     addon.operators.LAST_ERROR["message"] = ""
     yield bpy.context.scene

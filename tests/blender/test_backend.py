@@ -275,3 +275,23 @@ def test_start_and_stop_local_backend_from_preferences(addon: Any, prefs: Any, t
         if addon.backend_process.LOCAL is not None:
             addon.backend_process.LOCAL.stop()
             addon.backend_process.LOCAL = None
+
+
+def test_failed_import_can_be_retried(addon: Any, clean_scene: Any, prefs: Any) -> None:
+    """A result that arrives while the user is in Edit mode is kept, and the
+    panel's Import button builds it once they are back in Object mode."""
+    table = addon.jobs.TABLE
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bpy.ops.avatarforge.submit_job(job="steps", params=json.dumps({"steps": 2, "seed": 5}), name="Later",
+                                       wait=False)
+        (record,) = table.records.values()
+        pump_until(table, lambda: not record.active, 30)
+        assert record.state == "failed" and "switch to Object mode" in record.message
+        assert record.artifacts and "Later_rig" not in bpy.data.objects
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert bpy.ops.avatarforge.import_result(key=record.local_id) == {"FINISHED"}
+    assert record.state == "done" and not record.artifacts
+    assert bpy.data.objects["Later_body"].modifiers["Armature"].object == bpy.data.objects["Later_rig"]

@@ -77,7 +77,9 @@ def test_panels_show_jobs_progress_and_errors(addon: Any, clean_scene: Any) -> N
                                    state="running", fraction=0.4, stage="painting texture")
     failed = addon.jobs.JobRecord("local-b", "body", {}, "Villain", bpy.context.scene.name, job_id="j2",
                                   state="failed", message="phenotypes.wingspan: not an Anny phenotype")
-    table.records.update({r.local_id: r for r in (running, failed)})
+    unimported = addon.jobs.JobRecord("local-c", "body", {}, "Later", bpy.context.scene.name, job_id="j3",
+                                      state="failed", message="switch to Object mode", artifacts=["kept"])
+    table.records.update({r.local_id: r for r in (running, failed, unimported)})
     try:
         main = draw(addon.panels.AVATARFORGE_PT_main.draw)
         assert ("operator", "avatarforge.connect") in main
@@ -89,6 +91,7 @@ def test_panels_show_jobs_progress_and_errors(addon: Any, clean_scene: Any) -> N
         assert ("operator", "avatarforge.cancel_job") in jobs       # only the running job has Cancel
         assert jobs.count(("operator", "avatarforge.cancel_job")) == 1
         assert "not an Anny phenotype" in texts(jobs)
+        assert jobs.count(("operator", "avatarforge.import_result")) == 1   # only where a result is kept
         status = draw(addon.panels.draw_status_bar)
         assert status == [("progress", "AvatarForge Hero: painting texture")]
         addon.operators.LAST_ERROR["message"] = "AvatarForge backend unavailable: no answer"
