@@ -93,7 +93,7 @@ def protocol_files() -> list[Path]:
         raise BuildError(f"no protocol sources in {PROTOCOL_SRC}")
     for f in files:
         if ABSOLUTE_IMPORT.search(f.read_text()):
-            raise BuildError(f"{f.relative_to(REPO)} imports the protocol by an absolute name; the add-on's "
+            raise BuildError(f"{f} imports the protocol by an absolute name; the add-on's "
                              "copy only works with relative imports (from .codec import ...)")
     return files
 
@@ -190,7 +190,8 @@ def line_manifest(base: dict[str, Any], line: Line, wheels: Iterable[Path]) -> d
 VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 BLENDER_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 IDNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-WHEEL_NAME = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
+WHEEL_NAME = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?"
+                        r"-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
 
 
 def wheel_platforms(platform_tag: str) -> set[str]:
@@ -393,12 +394,12 @@ def line_for_python(version: tuple[int, int]) -> Line:
         if line.python == f"{version[0]}.{version[1]}":
             return line
     raise BuildError(f"no Blender line uses Python {version[0]}.{version[1]}; lines: "
-                     + ", ".join(f"{l.name} (Python {l.python})" for l in LINES))
+                     + ", ".join(f"{line.name} (Python {line.python})" for line in LINES))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--line", action="append", choices=[l.name for l in LINES],
+    parser.add_argument("--line", action="append", choices=[line.name for line in LINES],
                         help="build only this Blender line (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "dist", help="where the zips go (default dist/)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"wheel cache (default {DEFAULT_CACHE})")
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.vendor:
             print(f"copied protocol into {vendor_protocol(ADDON_SRC).relative_to(REPO)}")
             return 0
-        for line in [l for l in LINES if not args.line or l.name in args.line]:
+        for line in [x for x in LINES if not args.line or x.name in args.line]:
             path = build_line(line, args.out, args.cache, validate=False)
             how = validate_zip(path, line, use_blender=not args.no_blender_validate)
             print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}  "

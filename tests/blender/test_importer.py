@@ -10,7 +10,7 @@ import pytest
 from .synthetic import tube_avatar
 
 bpy = pytest.importorskip("bpy")
-from mathutils import Matrix, Quaternion  # noqa: E402
+from mathutils import Quaternion  # noqa: E402
 
 
 @pytest.fixture()
