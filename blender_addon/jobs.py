@@ -65,8 +65,8 @@ class JobTable:
         when the address changed)."""
         settings = settings or current_settings()
         if self.link is not None and (self.link.address != settings.address or not self.link.running):
-            self.link.stop()
-            self.link = None
+            self.disconnect(f"the add-on switched to the backend at {settings.address} before this job "
+                            "finished; press Generate again")
         if self.link is None:
             self.link = connection.BackendLink(
                 settings.address, connect_timeout_s=settings.connect_timeout_s,
@@ -74,14 +74,17 @@ class JobTable:
                 retry_s=settings.retry_s, client_version=settings.addon_version).start()
         return self.link
 
-    def disconnect(self) -> None:
+    def disconnect(self, reason: str = "disconnected from the backend before the job finished; reconnect and "
+                                       "press Generate again", wait_s: float = 5.0) -> None:
+        """Stop the link; jobs it was following are marked failed with `reason`
+        (they go on running on the backend). `wait_s` bounds how long the UI
+        waits for the network thread to finish (it closes its socket itself)."""
         if self.link is not None:
-            self.link.stop()
+            self.link.stop(wait_s)
             self.link = None
         for record in self.records.values():
             if record.active:
-                self._finish(record, "failed", "disconnected from the backend before the job finished; "
-                                               "reconnect and press Generate again")
+                self._finish(record, "failed", reason)
         self._changed()
 
     @property

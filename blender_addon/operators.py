@@ -189,7 +189,7 @@ class AVATARFORGE_OT_disconnect(bpy.types.Operator):
     bl_label = "Disconnect"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        TABLE.disconnect()
+        TABLE.disconnect(wait_s=0.3)  # never hold the UI for a connect attempt in flight
         return {"FINISHED"}
 
 
