@@ -94,7 +94,7 @@ class Server:
             log.info("shutting down", extra={"fields": {"running": sorted(self.workers.running)}})
             self.workers.stop()
             self._drain_events()
-            self.sock.close(0)
+            self.sock.close(linger=1000)   # let the last answers (shutdown cancels) go out
             self.wake.close(0)
             self._ctx.term()
             log.info("stopped")
@@ -102,17 +102,18 @@ class Server:
     # -- incoming -----------------------------------------------------------
     def _handle(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
-        msg_id = None
+        msg_id = job_id = None
         try:
             msg = decode(frames[1:], self.limits)
             msg_id = msg.get("id") if isinstance(msg.get("id"), str) else None
             validate(msg, requests_only=True)
+            job_id = msg.get("job_id")   # errors about a job name it, so a client knows which failed
             handler = getattr(self, f"_on_{msg['type']}")
             handler(identity, msg)
         except ProtocolError as exc:
             msg_id = msg_id or exc.details.pop("id", None)
             log.info("bad message", extra={"fields": {"peer": identity.hex(), "error": str(exc)}})
-            self._send(identity, make_error(exc, re=msg_id))
+            self._send(identity, make_error(exc, re=msg_id, job_id=job_id))
         except Exception as exc:  # a bug in a handler must not stop the server
             log.exception("handler crashed")
             self._send(identity, make_error(ProtocolError(
@@ -246,8 +247,14 @@ class Server:
                 self._broadcast(job, make("progress", job_id=job.id, fraction=event.fraction, stage=event.stage))
             elif event.kind == "done":
                 self._finish(job, "done", artifacts=event.artifacts)
+            elif event.kind == "cancelled" and self._stop.is_set():
+                # Not the user's cancel: say so, so a client can submit it again later.
+                self._finish(job, "cancelled", error=ProtocolError(
+                    ErrorCode.CANCELLED, "the backend shut down while this job ran; submit it again once "
+                    "the backend is back", reason="shutdown"))
             elif event.kind == "cancelled":
-                self._finish(job, "cancelled", error=ProtocolError(ErrorCode.CANCELLED, "cancelled while running"))
+                self._finish(job, "cancelled", error=ProtocolError(ErrorCode.CANCELLED, "cancelled while running",
+                                                                   reason="user"))
             else:
                 self._finish(job, "failed", error=event.error)
 

@@ -131,6 +131,8 @@ class Client:
         msg = self._recv(timeout_s)
         while msg is not None and msg["type"] not in JOB_EVENTS:
             msg = self._recv(0.0)  # a late reply to a request we stopped waiting for
+        if msg is not None and msg["type"] in ("result", "error"):
+            self.pending.discard(msg.get("job_id"))   # finished: nothing left to re-attach to
         return msg
 
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None,
@@ -145,10 +147,8 @@ class Client:
             if msg["type"] == "progress" and on_progress:
                 on_progress(job_id, msg["fraction"], msg["stage"])
             elif msg["type"] == "result":
-                self.pending.discard(job_id)
                 return msg["artifacts"]
             elif msg["type"] == "error":
-                self.pending.discard(job_id)
                 raise ProtocolError.from_fields(msg)
 
     def run(self, job: str, params: dict[str, Any] | None = None, tier: str | None = None,

@@ -229,12 +229,25 @@ def test_restarted_server_serves_finished_results_from_store(tmp_path):
 def test_clean_shutdown_on_signal_with_a_running_job(tmp_path, sig):
     proc = BackendProcess(tmp_path / "store").start()
     with Client(proc.address, timeout_s=20) as c:
-        c.submit("steps", unique(steps=1000, step_s=0.05))
+        job_id = c.submit("steps", unique(steps=1000, step_s=0.05))["job_id"]
         assert c.poll(10) is not None   # running
-        t0 = time.monotonic()
         assert proc.stop(sig, timeout_s=20) == 0
-        assert time.monotonic() - t0 < 20
+        # The client learns its job was interrupted by the shutdown, not cancelled by a user.
+        events = []
+        while (event := c.poll(2)) is not None:
+            events.append(event)
+        last = events[-1]
+        assert last["type"] == "error" and last["code"] == "CANCELLED" and last["job_id"] == job_id
+        assert last["details"]["reason"] == "shutdown"
+        assert job_id not in c.pending
     assert any('"event": "stopped"' in line for line in proc.log)
+
+
+def test_errors_about_a_job_name_it(client):
+    client.fetch("f" * 64)
+    event = client.poll(10)
+    assert event["type"] == "error" and event["code"] == "NOT_FOUND" and event["job_id"] == "f" * 64
+    assert "f" * 64 not in client.pending
 
 
 def test_body_job_end_to_end(client):
