@@ -18,17 +18,52 @@ def _bad(kind: str, name: str, message: str) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_REQUEST, f"{kind}.{name}: {message}", field=f"{kind}.{name}")
 
 
+def _dict(d: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """d[name] as a map; absent or None is an empty one."""
+    value = d.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(kind, name, f"must be a map, got {type(value).__name__}")
+    return dict(value)
+
+
+def _name(d: dict[str, Any], kind: str, default: str) -> str:
+    """d["name"]; absent, None or empty gives `default`."""
+    value = d.get("name")
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _bad(kind, "name", f"must be a string, got {type(value).__name__}")
+    return value or default
+
+
 def _array(d: dict[str, Any], kind: str, name: str, dtype: Any, shape: tuple[int | None, ...]) -> np.ndarray:
     """Fetch d[name] as an array of `dtype`, checking its shape (None = any size)."""
     if name not in d:
         raise _bad(kind, name, "is missing")
-    arr = np.asarray(d[name])
+    try:
+        arr = np.asarray(d[name])
+    except (ValueError, TypeError):  # ragged nested lists
+        raise _bad(kind, name, "must be an array of numbers") from None
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise _bad(kind, name, f"must have shape {want}, got {arr.shape}")
-    if np.dtype(dtype).kind == "f" and not np.all(np.isfinite(arr)):
+    target = np.dtype(dtype)
+    if arr.size and arr.dtype.kind not in ("iu" if target.kind in "iu" else "biuf"):
+        what = "integers" if target.kind in "iu" else "numbers"
+        raise _bad(kind, name, f"must be {what}, got dtype {arr.dtype}")
+    # Range before the cast: astype would wrap an int64 index into int32 silently.
+    if target.kind in "iu" and arr.size:
+        info = np.iinfo(target)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise _bad(kind, name, f"has values outside {target} range")
+    with np.errstate(over="ignore"):
+        out = arr.astype(target, copy=False)
+    # Finiteness after it: a float64 1e300 is finite, and infinite as float32.
+    if target.kind == "f" and not np.all(np.isfinite(out)):
         raise _bad(kind, name, "contains NaN or infinite values")
-    return arr.astype(dtype, copy=False)
+    return out
 
 
 @dataclass
@@ -79,12 +114,12 @@ class Material:
     @classmethod
     def from_wire(cls, d: dict[str, Any], kind: str = "material") -> "Material":
         role = d.get("role")
-        if role not in cls.ROLES:
+        if not isinstance(role, str) or role not in cls.ROLES:
             raise _bad(kind, "role", f"must be one of {sorted(cls.ROLES)}, got {role!r}")
         png = d.get("png")
         if not isinstance(png, bytes) or not png.startswith(b"\x89PNG\r\n\x1a\n"):
             raise _bad(kind, "png", "must be PNG bytes")
-        return cls(str(d.get("name") or role), role, png, dict(d.get("settings") or {}))
+        return cls(_name(d, kind, role), role, png, _dict(d, kind, "settings"))
 
 
 @dataclass
@@ -132,15 +167,16 @@ class RiggedAvatar:
             raise _bad(k, "skin_indices", f"joint index out of range for {len(skeleton)} joints")
         if len(verts) and not np.allclose(w.sum(axis=1), 1.0, atol=1e-3):
             raise _bad(k, "skin_weights", "rows must sum to 1")
-        mats = d.get("materials") or []
+        mats = d.get("materials")
+        mats = [] if mats is None else mats
         if not isinstance(mats, list) or not all(isinstance(m, dict) for m in mats):
             raise _bad(k, "materials", "must be a list of maps")
         return cls(
-            name=str(d.get("name") or "avatar"), vertices=verts, faces=faces, uvs=uvs, skeleton=skeleton,
+            name=_name(d, k, "avatar"), vertices=verts, faces=faces, uvs=uvs, skeleton=skeleton,
             skin_indices=idx, skin_weights=w,
             materials=[Material.from_wire(m, f"{k}.materials[{i}]") for i, m in enumerate(mats)],
-            body_model=str(d.get("body_model", "")), params=dict(d.get("params") or {}),
-            provenance=dict(d.get("provenance") or {}))
+            body_model=str(d.get("body_model", "")), params=_dict(d, k, "params"),
+            provenance=_dict(d, k, "provenance"))
 
 
 ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar}
@@ -148,7 +184,7 @@ ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar}
 
 def artifact_from_wire(d: Any) -> Any:
     """Rebuild an artifact of any known kind from its wire form."""
-    if not isinstance(d, dict) or d.get("kind") not in ARTIFACT_KINDS:
+    if not isinstance(d, dict) or not isinstance(d.get("kind"), str) or d["kind"] not in ARTIFACT_KINDS:
         kind = d.get("kind") if isinstance(d, dict) else type(d).__name__
         raise ProtocolError(ErrorCode.UNSUPPORTED,
                             f"artifact kind {kind!r} is not known to this side; known: {sorted(ARTIFACT_KINDS)}. "

@@ -84,10 +84,10 @@ def encode(msg: dict[str, Any], out_of_band_bytes: int = OUT_OF_BAND_BYTES) -> l
             return list(obj)
         raise TypeError(f"cannot encode {type(obj).__name__}")
 
-    prepared = _route_large_bytes(msg, out_of_band_bytes)
     try:
+        prepared = _route_large_bytes(msg, out_of_band_bytes)
         frames[0] = msgpack.packb(prepared, default=default, use_bin_type=True)
-    except TypeError as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # unknown types, too deep, ints > 64 bit
         raise ProtocolError(ErrorCode.INTERNAL, f"message cannot be encoded: {exc}") from exc
     return frames
 
@@ -151,6 +151,7 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
     try:
         msg = msgpack.unpackb(
             header, raw=False, strict_map_key=True, ext_hook=ext_hook, use_list=True,
+            object_hook=_check_map, list_hook=_check_list,
             max_str_len=limits.max_header_bytes,
             max_bin_len=limits.max_header_bytes, max_array_len=n, max_map_len=n,
             max_ext_len=limits.max_header_bytes)
@@ -166,8 +167,9 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
     msg_id = msg.get("id") if isinstance(msg.get("id"), str) else None
     v = msg.get("v")
     if not isinstance(v, int) or isinstance(v, bool):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'v' (protocol version, an integer) is missing",
-                            field="v", id=msg_id)
+        raise ProtocolError(ErrorCode.BAD_REQUEST,
+                            "field 'v' (the protocol version, an integer) is missing or not an integer; "
+                            f"this side speaks protocol {PROTOCOL_VERSION}", field="v", id=msg_id)
     if v != PROTOCOL_VERSION:
         raise ProtocolError(ErrorCode.VERSION_MISMATCH,
                             f"peer speaks protocol {v}, this side speaks {PROTOCOL_VERSION}: "
@@ -178,6 +180,25 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
                             f"message has {len(frames) - 1} data frames but references {len(used)}",
                             id=msg_id)
     return msg
+
+
+def _check_map(d: dict[Any, Any]) -> dict[Any, Any]:
+    """Field names are strings (strict_map_key still lets bytes through), and no
+    value is a msgpack Timestamp: msgpack decodes ext type -1 itself, without
+    calling ext_hook, so this is where a foreign extension is caught."""
+    for k, v in d.items():
+        if type(k) is not str:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"map keys must be strings, got {type(k).__name__}")
+        if type(v) is msgpack.Timestamp:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"field {k!r}: msgpack timestamps are not part of the protocol")
+    return d
+
+
+def _check_list(items: list[Any]) -> list[Any]:
+    if msgpack.Timestamp in map(type, items):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "msgpack timestamps are not part of the protocol")
+    return items
 
 
 def _peek_id(header: memoryview, limits: Limits) -> str | None:
@@ -216,6 +237,13 @@ def _decode_ext(code: int, data: bytes, views: list[memoryview], used: set[int],
     count = 1
     for s in shape:
         count *= s
+    # With a zero in the shape the byte count matches whatever the other sizes
+    # are, and numpy then refuses to build an array too big to index.
+    span = dtype.itemsize
+    for s in shape:
+        span *= max(s, 1)
+    if span > limits.max_total_bytes:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"array shape {shape} is larger than this side accepts")
     if code == EXT_ARRAY_INLINE:
         if not isinstance(data_ref, bytes):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "inline array data must be bytes")

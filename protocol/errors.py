@@ -46,9 +46,15 @@ class ProtocolError(Exception):
     @classmethod
     def from_fields(cls, msg: dict[str, Any]) -> "ProtocolError":
         code = msg.get("code", "INTERNAL")
-        if code not in ErrorCode.__members__:
+        if not isinstance(code, str) or code not in ErrorCode.__members__:
             code = "INTERNAL"
-        return cls(code, str(msg.get("message", "")), msg.get("field"), **(msg.get("details") or {}))
+        field = msg.get("field")
+        err = cls(code, str(msg.get("message", "")), field if isinstance(field, str) else None)
+        # Set, not passed as **kwargs: a peer's details may hold keys such as
+        # "message", or not be a map at all.
+        details = msg.get("details")
+        err.details = dict(details) if isinstance(details, dict) else {}
+        return err
 
 
 def bad_request(field: str, message: str) -> ProtocolError:

@@ -78,13 +78,14 @@ def _list(value: Any, field: str) -> None:
         raise _fail(field, f"must be a list, got {type(value).__name__}")
 
 
+# isinstance first: `in` on an unhashable value (a list) or an array would raise.
 def _state(value: Any, field: str) -> None:
-    if value not in JOB_STATES:
+    if not isinstance(value, str) or value not in JOB_STATES:
         raise _fail(field, f"must be one of {', '.join(JOB_STATES)}, got {value!r}")
 
 
 def _code(value: Any, field: str) -> None:
-    if value not in ErrorCode.__members__:
+    if not isinstance(value, str) or value not in ErrorCode.__members__:
         raise _fail(field, f"must be an error code, got {value!r}")
 
 
