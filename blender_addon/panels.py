@@ -19,24 +19,25 @@ def tier_note(model: str) -> str:
     return ""
 
 
-class AVATARFORGE_PT_main(bpy.types.Panel):
-    bl_label = "AvatarForge"
-    bl_idname = "AVATARFORGE_PT_main"
+class SidebarPanel:
+    """Where every AvatarForge panel lives: the 3D viewport's sidebar tab."""
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "AvatarForge"
+
+
+class AVATARFORGE_PT_main(SidebarPanel, bpy.types.Panel):
+    bl_label = "AvatarForge"
+    bl_idname = "AVATARFORGE_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         prefs.draw_connection(layout.box(), compact=True)
 
 
-class AVATARFORGE_PT_body(bpy.types.Panel):
+class AVATARFORGE_PT_body(SidebarPanel, bpy.types.Panel):
     bl_label = "Body"
     bl_idname = "AVATARFORGE_PT_body"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "AvatarForge"
     bl_parent_id = "AVATARFORGE_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -86,12 +87,9 @@ def draw_job(layout: bpy.types.UILayout, record: JobRecord) -> None:
         box.operator("avatarforge.import_result", icon="IMPORT").key = record.local_id
 
 
-class AVATARFORGE_PT_jobs(bpy.types.Panel):
+class AVATARFORGE_PT_jobs(SidebarPanel, bpy.types.Panel):
     bl_label = "Jobs"
     bl_idname = "AVATARFORGE_PT_jobs"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "AvatarForge"
     bl_parent_id = "AVATARFORGE_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:

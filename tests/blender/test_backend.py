@@ -16,6 +16,8 @@ from .conftest import free_port, start_backend
 bpy = pytest.importorskip("bpy")
 from mathutils import Quaternion  # noqa: E402
 
+from .readback import evaluated_vertices, weights_of  # noqa: E402
+
 ADDON_ID = "bl_ext.user_default.avatarforge"
 BODY = {"phenotypes": {"gender": 0.8, "height": 0.7, "muscle": 0.6}, "texture_size": 256}
 
@@ -35,21 +37,8 @@ def body_artifact(af: Any, backend: Any) -> Any:
     return avatar
 
 
-def weights_of(mesh_obj: Any) -> np.ndarray:
-    out = np.zeros((len(mesh_obj.data.vertices), len(mesh_obj.vertex_groups)))
-    for v in mesh_obj.data.vertices:
-        for g in v.groups:
-            out[v.index, g.group] = g.weight
-    return out
 
 
-def evaluated_vertices(obj: Any) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    mesh = obj.evaluated_get(depsgraph).to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    obj.evaluated_get(depsgraph).to_mesh_clear()
-    return co.reshape(-1, 3)
 
 
 def avatar_objects() -> tuple[Any, Any]:

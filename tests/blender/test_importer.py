@@ -12,6 +12,8 @@ from .synthetic import tube_avatar
 bpy = pytest.importorskip("bpy")
 from mathutils import Quaternion  # noqa: E402
 
+from .readback import evaluated_vertices, weights_of  # noqa: E402
+
 
 @pytest.fixture()
 def tube(addon: Any) -> Any:
@@ -23,22 +25,8 @@ def imported(addon: Any, clean_scene: Any, tube: Any) -> Any:
     return addon.importers.rigged_avatar.import_rigged_avatar(tube, bpy.context, name="Tube", job_id="job-123")
 
 
-def weights_of(mesh_obj: Any) -> np.ndarray:
-    """(V, groups) weights read back from Blender."""
-    out = np.zeros((len(mesh_obj.data.vertices), len(mesh_obj.vertex_groups)))
-    for v in mesh_obj.data.vertices:
-        for g in v.groups:
-            out[v.index, g.group] = g.weight
-    return out
 
 
-def evaluated_vertices(obj: Any) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    mesh = obj.evaluated_get(depsgraph).to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    obj.evaluated_get(depsgraph).to_mesh_clear()
-    return co.reshape(-1, 3)
 
 
 def test_armature_matches_skeleton(imported: Any, tube: Any) -> None:
