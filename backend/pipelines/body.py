@@ -1,0 +1,238 @@
+"""The `body` job: body-model parameters in, a rigged, textured avatar out.
+
+Params (all optional; `normalise` validates every field and fills defaults):
+
+    model           "anny" (default, embedded tier) | "smpl" | "smplh" | "smplx"
+    phenotypes      Anny only: {name: value in [0, 1]}; names: gender (0 male,
+                    1 female), age (Anny's scale: baby 0, child 1/3, young adult
+                    2/3, old 1; default 2/3), muscle, weight, height, proportions,
+                    cupsize, firmness, african, asian, caucasian (default 0.5)
+    local_changes   Anny only: {MakeHuman modifier name: value in [-1, 1]}
+    betas           SMPL family only: up to the file's number of shape
+                    coefficients, each in [-5, 5] (default: none, the mean shape)
+    gender          SMPL family only: "neutral" (default) | "male" | "female"
+    texture_size    base-colour texture edge in pixels, 256..4096 (default 1024)
+    skin_weights_k  joints per vertex, 1..8 (default 4)
+    seed            0..2**32-1 (default 0): skin tone jitter, eye and brow colour
+    name            the avatar's name, up to 63 characters (default "<model>_avatar")
+
+Tiers: "anny" (always there) and "smpl"/"smplh"/"smplx" (when the user's model
+files are in the models folder). The tier follows the `model` param.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar, Skeleton
+
+from .. import __version__
+from ..config import BackendConfig
+from ..models.body_model import BODY_MODEL_NAMES, MAX_SKIN_WEIGHTS_K, BodyMesh, load_body_model
+from .base import JobContext, Pipeline
+
+PARAM_NAMES = ("model", "phenotypes", "local_changes", "betas", "gender", "texture_size", "skin_weights_k",
+               "seed", "name")
+ANNY_ONLY = ("phenotypes", "local_changes")
+SMPL_ONLY = ("betas", "gender")
+DEFAULTS = {"model": "anny", "texture_size": 1024, "skin_weights_k": 4, "seed": 0}
+SEED_MAX = 2 ** 32 - 1
+NAME_MAX = 63              # Blender's limit for object and data names
+SKIN_ROUGHNESS = 0.55
+
+
+def _bad(field: str, message: str, **details: Any) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: {message}", field=field, **details)
+
+
+def _number(field: str, value: Any, lo: float, hi: float) -> float:
+    """A finite real in [lo, hi] (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(field, f"must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    if not lo <= value <= hi:
+        raise _bad(field, f"must be in [{lo:g}, {hi:g}], got {value:g}")
+    return float(value)
+
+
+def _integer(field: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(field, f"must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise _bad(field, f"must be in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def _named_values(field: str, value: Any, allowed: tuple[str, ...], lo: float, hi: float,
+                  what: str, list_all: bool) -> dict[str, float]:
+    """A {name: number} map whose names are in `allowed`, each value in [lo, hi]."""
+    if not isinstance(value, dict):
+        raise _bad(field, f"must be a map of {what} names to numbers in [{lo:g}, {hi:g}]")
+    out = {}
+    for name, v in value.items():
+        if not isinstance(name, str) or name not in allowed:
+            if list_all:
+                hint = f"{what} names: {', '.join(allowed)}"
+            else:
+                close = difflib.get_close_matches(str(name), allowed, n=5, cutoff=0.5)
+                hint = (f"did you mean {', '.join(close)}? " if close else "") + \
+                    f"({len(allowed)} names; the full list is in this error's details.allowed)"
+            raise _bad(f"{field}.{name}", f"not an Anny {what}; {hint}", allowed=list(allowed))
+        out[name] = _number(f"{field}.{name}", v, lo, hi)
+    return out
+
+
+class BodyPipeline(Pipeline):
+    name = "body"
+    version = "1"
+
+    def __init__(self) -> None:
+        self._config: BackendConfig | None = None   # the config of the last normalise (for model_versions)
+
+    # -- what this backend can do ------------------------------------------------
+    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
+        from ..models.smpl_model import MODEL_TYPES, availability
+
+        out: dict[str, dict[str, Any]] = {}
+        if importlib.util.find_spec("anny") is not None:
+            out["anny"] = {"available": True, "embedded": True}
+        else:
+            out["anny"] = {"available": False, "reason": "the 'anny' package is not installed in the backend's "
+                           "Python: pip install 'avatarforge[backend]'"}
+        for model_type in MODEL_TYPES:
+            out[model_type] = availability(config, model_type)
+        return out
+
+    def model_versions(self, params: dict[str, Any]) -> dict[str, str]:
+        from ..render.skin_texture import PAINTER_VERSION
+
+        versions = {self.name: self.version, "skin_texture": PAINTER_VERSION}
+        if params.get("model", "anny") == "anny":
+            from ..models.anny_model import ADAPTER_VERSION, anny_version
+
+            versions.update(anny=anny_version(), anny_adapter=ADAPTER_VERSION)
+        else:
+            model = load_body_model(params["model"], self._config or BackendConfig(),
+                                    gender=params.get("gender", "neutral"))
+            versions.update(model.versions())   # includes the model file's name and size
+        return versions
+
+    # -- params --------------------------------------------------------------------
+    def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
+        self._config = config
+        if not isinstance(params, dict):
+            raise _bad("params", "must be a map")
+        for key in params:
+            if key not in PARAM_NAMES:
+                raise _bad(str(key), f"unknown parameter of job 'body'; allowed: {', '.join(PARAM_NAMES)}")
+        model = params.get("model", DEFAULTS["model"])
+        if model not in BODY_MODEL_NAMES:
+            raise _bad("model", f"must be one of {', '.join(BODY_MODEL_NAMES)}, got {model!r}")
+        out: dict[str, Any] = {"model": model}
+        if model == "anny":
+            out.update(self._anny_shape(params))
+        else:
+            out.update(self._smpl_shape(model, params, config))
+        out["texture_size"] = _integer("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
+                                       256, 4096)
+        out["skin_weights_k"] = _integer("skin_weights_k", params.get("skin_weights_k", DEFAULTS["skin_weights_k"]),
+                                         1, MAX_SKIN_WEIGHTS_K)
+        out["seed"] = _integer("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
+        name = params.get("name", f"{model}_avatar")
+        if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
+            raise _bad("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+        out["name"] = name.strip()
+        return out
+
+    @staticmethod
+    def _anny_shape(params: dict[str, Any]) -> dict[str, Any]:
+        from ..models.anny_model import LOCAL_CHANGE_RANGE, PHENOTYPE_RANGE, default_phenotypes, \
+            local_change_names, phenotype_names
+
+        for key in SMPL_ONLY:
+            if key in params:
+                raise _bad(key, "only for SMPL-family models (model = smpl, smplh or smplx); "
+                           "shape Anny with phenotypes and local_changes")
+        phenotypes = _named_values("phenotypes", params.get("phenotypes", {}), phenotype_names(),
+                                   *PHENOTYPE_RANGE, what="phenotype", list_all=True)
+        local = _named_values("local_changes", params.get("local_changes", {}), local_change_names(),
+                              *LOCAL_CHANGE_RANGE, what="local change", list_all=False)
+        # Canonical: every phenotype present, no zero local change, sorted keys.
+        return {"phenotypes": dict(sorted({**default_phenotypes(), **phenotypes}.items())),
+                "local_changes": {k: v for k, v in sorted(local.items()) if v != 0.0}}
+
+    @staticmethod
+    def _smpl_shape(model: str, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
+        from ..models.smpl_model import BETA_LIMIT, GENDERS, MAX_BETAS
+
+        for key in ANNY_ONLY:
+            if key in params:
+                raise _bad(key, f"only for model 'anny'; shape {model} with betas and gender")
+        gender = params.get("gender", "neutral")
+        if gender not in GENDERS:
+            raise _bad("gender", f"must be one of {', '.join(GENDERS)}, got {gender!r}")
+        betas = params.get("betas", [])
+        if not isinstance(betas, (list, tuple)):
+            raise _bad("betas", f"must be a list of at most {MAX_BETAS} numbers in [-{BETA_LIMIT:g}, {BETA_LIMIT:g}]")
+        if len(betas) > MAX_BETAS:
+            raise _bad("betas", f"at most {MAX_BETAS} coefficients, got {len(betas)}")
+        values = [_number(f"betas[{i}]", b, -BETA_LIMIT, BETA_LIMIT) for i, b in enumerate(betas)]
+        # The file decides how many coefficients exist (10, 16, 300...); this also
+        # raises MODEL_MISSING, with instructions, when the user's file is absent.
+        body = load_body_model(model, config, gender=gender)
+        if len(values) > body.num_betas:
+            raise _bad("betas", f"{body.path.name} has {body.num_betas} shape coefficients; "
+                       f"give at most {body.num_betas}, got {len(values)}")
+        while values and values[-1] == 0.0:   # canonical: trailing zeros are the default
+            values.pop()
+        return {"betas": values, "gender": gender}
+
+    # -- the job -------------------------------------------------------------------
+    def run(self, params: dict[str, Any], ctx: JobContext) -> list[Any]:
+        from ..render.skin_texture import paint_anny_skin, paint_flat_skin
+
+        started = time.monotonic()
+        model_name = params["model"]
+        ctx.progress(0.0, "loading body model")
+        shape = {k: params[k] for k in (ANNY_ONLY if model_name == "anny" else SMPL_ONLY)}
+        options = {} if model_name == "anny" else {"gender": params["gender"]}
+        model = load_body_model(model_name, ctx.config, **options)
+        ctx.progress(0.3, "shaping")
+        mesh = model.build(shape, skin_weights_k=params["skin_weights_k"])
+        ctx.progress(0.45, "skinning")
+        skeleton = Skeleton(mesh.joint_names, mesh.parents, mesh.rest_matrices)
+        ctx.progress(0.5, "painting texture")
+
+        def painting(fraction: float) -> None:
+            ctx.progress(0.5 + 0.45 * fraction, "painting texture")
+
+        if model_name == "anny":
+            png = paint_anny_skin(mesh, params["texture_size"], params["seed"], progress=painting)
+            texture = "painted from Anny's UV masks (skin tone from its ethnic phenotypes)"
+        else:
+            png = paint_flat_skin(mesh, params["texture_size"], params["seed"])
+            texture = "flat skin colour with gentle variation"
+        ctx.progress(0.97, "packing")
+        avatar = RiggedAvatar(
+            name=params["name"], vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs, skeleton=skeleton,
+            skin_indices=mesh.skin_indices, skin_weights=mesh.skin_weights,
+            materials=[Material(f"{params['name']}_skin", "base_color", png,
+                                {"roughness": SKIN_ROUGHNESS, "colorspace": "sRGB"})],
+            body_model=model_name, params=mesh.params,
+            provenance=self._provenance(params, model.versions(), mesh, texture, started))
+        ctx.progress(1.0, "done")
+        return [avatar]
+
+    def _provenance(self, params: dict[str, Any], versions: dict[str, str], mesh: BodyMesh, texture: str,
+                    started: float) -> dict[str, Any]:
+        from ..render.skin_texture import PAINTER_VERSION
+
+        return {"job": self.name, "pipeline_version": self.version, "request": dict(params),
+                "seed": params["seed"], "avatarforge": __version__,
+                "models": {**versions, "skin_texture": PAINTER_VERSION},
+                "uv_source": mesh.uv_source, "texture": texture,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(time.monotonic() - started, 3)}
