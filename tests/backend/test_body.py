@@ -1,0 +1,133 @@
+"""The `body` job: Anny (embedded) and the SMPL family through smplx, on a
+synthetic model file in the SMPL format (licensed files are never shipped)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import smplx
+import torch
+from PIL import Image
+
+from avatarforge.backend.config import BackendConfig
+from avatarforge.backend.pipelines import JobContext
+from avatarforge.backend.pipelines.body import BodyPipeline
+from avatarforge.protocol import ErrorCode, ProtocolError, RiggedAvatar, decode, encode
+from tests.support.synthetic_smpl import write_synthetic_model
+
+PIPELINE = BodyPipeline()
+
+
+def build(params: dict, config: BackendConfig | None = None) -> RiggedAvatar:
+    config = config or BackendConfig(models_dir=None)
+    stages: list[str] = []
+    ctx = JobContext(config=config, on_progress=lambda f, s: stages.append(s))
+    (avatar,) = PIPELINE.run(PIPELINE.normalise(params, config), ctx)
+    assert len(set(stages)) >= 2, stages   # the job reports where it is
+    return avatar
+
+
+@pytest.fixture(scope="module")
+def anny_default() -> RiggedAvatar:
+    return build({"texture_size": 256})
+
+
+def height(avatar: RiggedAvatar) -> float:
+    return float(avatar.vertices[:, 2].max() - avatar.vertices[:, 2].min())
+
+
+def check_rigged(avatar: RiggedAvatar) -> None:
+    """What every RiggedAvatar must satisfy, whatever made it."""
+    RiggedAvatar.from_wire(decode(encode({"v": 1, "a": avatar.to_wire()}))["a"])   # passes the wire checks
+    np.testing.assert_allclose(avatar.skin_weights.sum(axis=1), 1.0, atol=1e-5)
+    assert (avatar.skin_weights.max(axis=1) > 0).all()
+    assert avatar.uvs.min() >= 0.0 and avatar.uvs.max() <= 1.0
+    rot = avatar.skeleton.rest_matrices[:, :3, :3]
+    np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape), atol=1e-4)
+    np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-4)    # proper rotations: bones import verbatim
+    png = Image.open(io.BytesIO(avatar.materials[0].png))
+    assert png.size[0] == png.size[1] >= 256 and avatar.materials[0].role == "base_color"
+    assert avatar.provenance and avatar.params
+
+
+def test_anny_avatar_is_rigged_in_metres_standing_on_the_ground(anny_default):
+    a = anny_default
+    check_rigged(a)
+    assert len(a.skeleton) == 104 and a.body_model == "anny"
+    assert 1.4 <= height(a) <= 2.1
+    assert abs(a.vertices[:, 2].min()) < 0.01            # feet on z = 0
+    names = a.skeleton.joint_names
+    heads = a.skeleton.rest_matrices[:, :3, 3]
+    head = next(i for i, n in enumerate(names) if n.lower() == "head")
+    root = int(np.flatnonzero(a.skeleton.parents == -1)[0])
+    assert heads[head, 2] > 1.2 and heads[head, 2] > heads[root, 2] + 0.4   # head up (+Z)
+    assert a.vertices.dtype == np.float32 and a.faces.shape[1] == 3
+
+
+def test_phenotypes_move_the_body_the_right_way(anny_default):
+    short, tall = build({"phenotypes": {"height": 0.0}, "texture_size": 256}), \
+        build({"phenotypes": {"height": 1.0}, "texture_size": 256})
+    assert height(short) < height(anny_default) < height(tall)
+    heavy = build({"phenotypes": {"weight": 1.0}, "texture_size": 256})
+    # More weight: a wider body at the same topology (mean distance from the vertical axis).
+    radial = lambda a: np.linalg.norm(a.vertices[:, :2] - a.vertices[:, :2].mean(0), axis=1).mean()
+    assert radial(heavy) > radial(anny_default)
+    female = build({"phenotypes": {"gender": 1.0}, "texture_size": 256})
+    assert female.params["phenotypes"]["gender"] == 1.0
+    assert not np.allclose(female.vertices, anny_default.vertices)
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"phenotypes": {"height": 1.5}}, "phenotypes.height"),
+    ({"phenotypes": {"lankiness": 0.5}}, "phenotypes.lankiness"),
+    ({"phenotypes": {"height": "tall"}}, "phenotypes.height"),
+    ({"model": "mannequin"}, "model"),
+    ({"texture_size": 10}, "texture_size"),
+    ({"skin_weights_k": 0}, "skin_weights_k"),
+    ({"betas": [1.0]}, "betas"),                         # Anny is shaped by phenotypes
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_params_name_the_field_and_the_allowed_values(params, field):
+    with pytest.raises(ProtocolError) as err:
+        PIPELINE.normalise(params, BackendConfig(models_dir=None))
+    assert err.value.code == ErrorCode.BAD_REQUEST and err.value.field == field
+    assert field.split(".")[0] in err.value.message
+
+
+def test_equal_requests_normalise_equally():
+    config = BackendConfig(models_dir=None)
+    a = PIPELINE.normalise({"phenotypes": {"height": 0.7, "gender": 0.2}}, config)
+    b = PIPELINE.normalise({"phenotypes": {"gender": 0.2, "height": 0.7}, "seed": 0, "texture_size": 1024}, config)
+    assert a == b
+
+
+def test_smpl_missing_says_where_to_put_the_file(tmp_path):
+    with pytest.raises(ProtocolError) as err:
+        PIPELINE.normalise({"model": "smpl"}, BackendConfig(models_dir=tmp_path))
+    assert err.value.code == ErrorCode.MODEL_MISSING
+    assert "SMPL_NEUTRAL" in err.value.message and str(tmp_path) in err.value.message
+    tiers = PIPELINE.tiers(BackendConfig(models_dir=tmp_path))
+    assert tiers["anny"]["available"] and not tiers["smpl"]["available"] and tiers["smpl"]["reason"]
+
+
+def test_synthetic_smpl_file_loads_through_smplx(tmp_path):
+    path = write_synthetic_model(tmp_path, "smpl", "neutral", forward_ready=True)
+    model = smplx.create(str(tmp_path), model_type="smpl", gender="neutral", ext=path.suffix[1:])
+    out = model(betas=torch.zeros(1, 10))
+    assert out.vertices.shape[1] == model.v_template.shape[0] and out.joints.shape[1] >= 24
+
+
+def test_smpl_body_from_the_users_model_folder(tmp_path):
+    write_synthetic_model(tmp_path, "smpl", "neutral")
+    config = BackendConfig(models_dir=tmp_path)
+    assert PIPELINE.tiers(config)["smpl"]["available"]
+    mean = build({"model": "smpl", "texture_size": 256}, config)
+    check_rigged(mean)
+    assert len(mean.skeleton) == 24 and mean.skeleton.joint_names[0] == "pelvis"
+    assert abs(mean.vertices[:, 2].min()) < 0.01 and 1.0 < height(mean) < 2.2   # Y-up file, Z-up avatar
+    shaped = build({"model": "smpl", "betas": [2.0], "texture_size": 256}, config)
+    assert not np.allclose(shaped.vertices, mean.vertices)
+    with pytest.raises(ProtocolError) as err:
+        PIPELINE.normalise({"model": "smpl", "betas": [0.0] * 11}, config)
+    assert err.value.field == "betas"
