@@ -138,7 +138,7 @@ class Server:
                                 field="job")
         tier = self._choose_tier(pipeline, msg.get("tier"))
         params = pipeline.normalise(dict(msg.get("params") or {}), self.config)
-        versions = pipeline.model_versions(params)
+        versions = pipeline.model_versions(params, self.config)
         key = request_key(name, tier, params, versions)
         job = self.jobs.get(key)
         if job is not None and job.state in ("queued", "running", "done"):

@@ -61,7 +61,7 @@ class Pipeline(ABC):
         values, or MODEL_MISSING when the request needs files that are absent.
         """
 
-    def model_versions(self, params: dict[str, Any]) -> dict[str, str]:
+    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
         """Names and versions of the models a request uses (part of its store key)."""
         return {self.name: self.version}
 

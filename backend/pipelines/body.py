@@ -89,10 +89,17 @@ class BodyPipeline(Pipeline):
     name = "body"
     version = "1"
 
-    def __init__(self) -> None:
-        self._config: BackendConfig | None = None   # the config of the last normalise (for model_versions)
-
     # -- what this backend can do ------------------------------------------------
+    def describe(self, config: BackendConfig) -> dict[str, Any]:
+        """Tiers, plus Anny's phenotypes and their defaults so a UI can build its sliders."""
+        out = super().describe(config)
+        if out["tiers"]["anny"]["available"]:
+            from ..models.anny_model import PHENOTYPE_RANGE, default_phenotypes
+
+            out["phenotypes"] = default_phenotypes()
+            out["phenotype_range"] = list(PHENOTYPE_RANGE)
+        return out
+
     def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
         from ..models.smpl_model import MODEL_TYPES, availability
 
@@ -106,7 +113,7 @@ class BodyPipeline(Pipeline):
             out[model_type] = availability(config, model_type)
         return out
 
-    def model_versions(self, params: dict[str, Any]) -> dict[str, str]:
+    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
         from ..render.skin_texture import PAINTER_VERSION
 
         versions = {self.name: self.version, "skin_texture": PAINTER_VERSION}
@@ -115,14 +122,13 @@ class BodyPipeline(Pipeline):
 
             versions.update(anny=anny_version(), anny_adapter=ADAPTER_VERSION)
         else:
-            model = load_body_model(params["model"], self._config or BackendConfig(),
+            model = load_body_model(params["model"], config,
                                     gender=params.get("gender", "neutral"))
             versions.update(model.versions())   # includes the model file's name and size
         return versions
 
     # -- params --------------------------------------------------------------------
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
-        self._config = config
         if not isinstance(params, dict):
             raise _bad("params", "must be a map")
         for key in params:

@@ -52,6 +52,7 @@ def test_welcome_lists_pipelines_tiers_and_devices(client):
     assert {"body", "steps"} <= set(welcome["pipelines"])
     assert welcome["pipelines"]["steps"]["tiers"]["gpu"] == {"available": False, "reason": "test tier without a GPU"}
     assert welcome["pipelines"]["body"]["tiers"]["anny"]["available"] is True
+    assert welcome["pipelines"]["body"]["phenotypes"]["age"] == pytest.approx(2 / 3, abs=0.01)   # UI defaults
     assert "cpu" in welcome["devices"]
 
 
