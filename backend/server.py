@@ -51,6 +51,14 @@ class Server:
         self.wake.bind(WAKE_ADDRESS)
         self.workers = WorkerPool(self._ctx, config, self.pipelines, self.store, self.events)
         self.endpoint = ""
+        # Describing a pipeline may import its model libraries (torch...): do it
+        # before listening, so the first `hello` is answered at once.
+        self.describe_pipelines()
+
+    def describe_pipelines(self) -> dict[str, Any]:
+        """Each pipeline with its tiers, as `welcome` lists them (re-read per hello:
+        a user may add model files while the server runs)."""
+        return {name: p.describe(self.config) for name, p in self.pipelines.items()}
 
     # -- life cycle ---------------------------------------------------------
     def bind(self) -> str:
@@ -123,7 +131,7 @@ class Server:
     def _on_hello(self, peer: bytes, msg: dict[str, Any]) -> None:
         self._send(peer, make("welcome", re=msg["id"], server="avatarforge-backend",
                               server_version=__version__, session=self.session,
-                              pipelines={name: p.describe(self.config) for name, p in self.pipelines.items()},
+                              pipelines=self.describe_pipelines(),
                               devices=available_devices()))
 
     def _on_ping(self, peer: bytes, msg: dict[str, Any]) -> None:
