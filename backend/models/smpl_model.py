@@ -288,8 +288,11 @@ class SmplBodyModel(BodyModel):
     def _model_uvs(self, data: dict[str, Any]) -> tuple[str, np.ndarray | None]:
         """Per-corner UVs from the file (vt/ft) or a <type>_uv.obj beside it; else None (fallback)."""
         if "vt" in data and "ft" in data:
-            faces, uvs = triangles_with_corner_uvs(self._faces, np.asarray(data["ft"]), np.asarray(data["vt"]))
-            return "model file (vt/ft)", uvs
+            vt, ft = np.asarray(data["vt"], dtype=np.float32), np.asarray(data["ft"], dtype=np.int64)
+            if ft.shape != self._faces.shape or ft.min() < 0 or ft.max() >= len(vt):
+                raise ProtocolError(ErrorCode.MODEL_MISSING, f"{self.path}: its UVs (vt {vt.shape}, ft {ft.shape}) "
+                                    f"do not fit its {len(self._faces)} faces", field="model")
+            return "model file (vt/ft)", triangles_with_corner_uvs(self._faces, ft, vt)[1]
         obj = self.path.parent / f"{self.name}_uv.obj"
         if obj.is_file():
             try:

@@ -30,7 +30,7 @@ from ..models.body_model import BodyMesh
 
 TEXTURE_SIZE_RANGE = (256, 4096)
 DEFAULT_TEXTURE_SIZE = 1024
-PAINTER_VERSION = "1"   # bump when the same request would paint differently
+PAINTER_VERSION = "2"   # bump when the same request would paint differently
 
 # sRGB albedo in [0, 1]. Skin tones are blended by Anny's ethnic phenotypes.
 SKIN_TONES = {"african": (0.42, 0.27, 0.19), "asian": (0.80, 0.62, 0.47), "caucasian": (0.88, 0.68, 0.58)}
@@ -83,16 +83,19 @@ def rasterize_uv(uvs: np.ndarray, size: int) -> UVRaster:
 
 
 def _barycentrics(px: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
+    # Per triangle, the affine map from pixel coordinates to its barycentrics (w1, w2):
+    # inverse of the 2x2 edge matrix [b - a, c - a]; degenerate UV triangles map to corner a.
+    a, b, c = px[:, 0], px[:, 1], px[:, 2]
+    edges = np.stack([b - a, c - a], axis=-1)                  # (F, 2, 2), edges as columns
+    det = np.linalg.det(edges)
+    ok = np.abs(det) > 1e-12
+    inverse = np.zeros_like(edges)
+    inverse[ok] = np.linalg.inv(edges[ok])
     rows, cols = np.nonzero(face_ids >= 0)
-    tri = px[face_ids[rows, cols]]                     # (N, 3, 2)
-    p = np.stack([cols, rows], axis=1).astype(np.float64)
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    den = np.where(np.abs(den) < 1e-12, 1e-12, den)    # degenerate UV triangles: fall back to corner a
-    w1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    w2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    w = np.clip(np.stack([1 - w1 - w2, w1, w2], axis=1), 0.0, 1.0)   # edge texels sit slightly outside
+    fid = face_ids[rows, cols]
+    offset = np.stack([cols, rows], axis=1).astype(np.float32) - a.astype(np.float32)[fid]
+    w12 = np.einsum("nij,nj->ni", inverse.astype(np.float32)[fid], offset)
+    w = np.clip(np.column_stack([1 - w12.sum(axis=1), w12]), 0.0, 1.0)   # edge texels sit slightly outside
     w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
     out = np.zeros(face_ids.shape + (3,), dtype=np.float32)
     out[rows, cols] = w
@@ -154,9 +157,10 @@ def smooth_noise(positions: np.ndarray, rng: np.random.Generator, cycles_per_m: 
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     freqs = rng.uniform(*cycles_per_m, size=waves) * 2 * np.pi
     phases = rng.uniform(0, 2 * np.pi, size=waves)
+    positions = np.asarray(positions, dtype=np.float32)
     out = np.zeros(positions.shape[:-1], dtype=np.float32)
     for d, f, ph in zip(dirs, freqs, phases):
-        out += np.sin((positions @ (d * f)).astype(np.float32) + ph)
+        out += np.sin(positions @ (d * f).astype(np.float32) + np.float32(ph))
     return out / np.sqrt(waves / 2)
 
 
@@ -203,7 +207,7 @@ def paint_anny_skin(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int 
     for name, shade in PART_SHADES.items():
         rgb[parts.mask(name)] *= shade
     for stem, shade, strength in FEATURE_MASKS:
-        _blend(rgb, rgb * shade, _feature_mask(stem, size) * strength)
+        _tint(rgb, np.array(shade), _feature_mask(stem, size) * strength)
     for stem in NAIL_MASKS:
         _blend(rgb, np.array(NAIL), _feature_mask(stem, size) * 0.8)
     report(0.5)
@@ -211,10 +215,10 @@ def paint_anny_skin(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int 
     # Gentle blotchiness from 3D noise (continuous across UV seams), plus a
     # texel-scale grain too faint for its seams to show.
     skin = parts.mask("body", "head", "hand.L", "hand.R", "foot.L", "foot.R")
-    low = smooth_noise(positions, rng, (2.0, 10.0))
+    low = smooth_noise(positions[skin], rng, (2.0, 10.0))
     grain = ndimage.gaussian_filter(rng.standard_normal((size, size), dtype=np.float32), sigma=size / 1024)
     grain /= max(float(grain.std()), 1e-6)
-    rgb[skin] *= (1.0 + 0.035 * low[skin] + 0.01 * grain[skin])[:, None]
+    rgb[skin] *= (1.0 + 0.035 * low + 0.01 * grain[skin])[:, None]
 
     hair = np.array(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))])
     _paint_eyebrows(rgb, positions, parts.mask("head"), mesh, hair)
@@ -247,10 +251,18 @@ class TexelParts:
         return np.isin(self.codes, codes)
 
 
-def _blend(rgb: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> None:
-    a = np.clip(alpha, 0.0, 1.0)[..., None]
-    rgb *= 1.0 - a
-    rgb += a * target
+def _blend(rgb: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
+    """rgb = lerp(rgb, colour, alpha), touching only the texels with alpha > 0 (masks are sparse)."""
+    where = alpha > 0
+    a = np.minimum(alpha[where], 1.0)[:, None]
+    rgb[where] = rgb[where] * (1.0 - a) + a * colour
+
+
+def _tint(rgb: np.ndarray, factor: np.ndarray, alpha: np.ndarray) -> None:
+    """rgb = lerp(rgb, rgb * factor, alpha), on the texels with alpha > 0."""
+    where = alpha > 0
+    a = np.minimum(alpha[where], 1.0)[:, None]
+    rgb[where] *= 1.0 + a * (factor - 1.0)
 
 
 def _eye_geometry(mesh: BodyMesh, side: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -285,16 +297,21 @@ def _paint_eyebrows(rgb: np.ndarray, positions: np.ndarray, head: np.ndarray, me
                     hair: np.ndarray) -> None:
     """Soft eyebrows on the head texels above each eye: an arch from the inner
     corner outwards, scaled by the eyeball size so it fits every age."""
+    rows, cols = np.nonzero(head)
+    points = positions[rows, cols]
+    alpha = np.zeros(len(points), dtype=np.float32)
     for side in ("L", "R"):
         centre, gaze, radius = _eye_geometry(mesh, side)
         outward = np.sign(centre[0]) or 1.0
-        d = positions - centre
-        across = d[..., 0] * outward / radius                  # 0 above the pupil, + towards the temple
-        up = d[..., 2] / radius
+        d = points - centre
+        across = d[:, 0] * outward / radius                   # 0 above the pupil, + towards the temple
+        up = d[:, 2] / radius
         ahead = d @ gaze / radius
         arch = 1.55 + 0.25 * np.cos(np.clip(across, -1.5, 2.0) * 1.1)   # brow height above the eye centre
         thickness = 0.32 - 0.08 * np.clip(across, 0, 2)
         inside = (across > -1.1) & (across < 1.9) & (ahead > 0.2)
         falloff = np.clip(1.0 - np.abs(up - arch) / thickness, 0.0, 1.0)
-        alpha = np.where(head & inside, np.sqrt(falloff) * 0.75, 0.0)
-        _blend(rgb, hair, alpha)
+        alpha = np.maximum(alpha, np.where(inside, np.sqrt(falloff) * 0.75, 0.0))
+    texels = rgb[rows, cols]
+    a = alpha[:, None]
+    rgb[rows, cols] = texels * (1.0 - a) + a * hair

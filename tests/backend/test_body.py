@@ -131,3 +131,142 @@ def test_smpl_body_from_the_users_model_folder(tmp_path):
     with pytest.raises(ProtocolError) as err:
         PIPELINE.normalise({"model": "smpl", "betas": [0.0] * 11}, config)
     assert err.value.field == "betas"
+
+
+# -- Anny in detail --------------------------------------------------------------
+
+def test_local_change_names_are_the_models_own(anny_model):
+    from avatarforge.backend.models.anny_model import local_change_names
+
+    # normalise validates against a list read without loading the model: it must be the model's list.
+    assert sorted(local_change_names()) == sorted(anny_model.torch_model.local_change_labels)
+
+
+def test_local_changes_move_their_region(anny_model):
+    def belly_front(mesh) -> float:
+        v = mesh.vertices
+        top = v[:, 2].max()
+        belly = (v[:, 2] > 0.5 * top) & (v[:, 2] < 0.62 * top) & (np.abs(v[:, 0]) < 0.15)
+        return float(v[belly, 1].min())   # the body faces -Y
+
+    neutral = anny_model.build({})
+    pregnant = anny_model.build({"local_changes": {"stomach-pregnant-incr": 1.0}})
+    assert belly_front(pregnant) < belly_front(neutral) - 0.03
+    np.testing.assert_allclose(pregnant.vertices[:, 2].max(), neutral.vertices[:, 2].max(), atol=0.02)
+
+
+def test_anny_rest_frames_are_bone_frames(anny_model):
+    """Rest matrices are Anny's bone frames: rigid, translated with the mesh onto the
+    floor, and (as Blender bones) with Y pointing from a bone's head to its child."""
+    mesh = anny_model.build({})
+    heads = mesh.rest_matrices[:, :3, 3]
+    along = []
+    for j in range(len(mesh.parents)):
+        children = np.flatnonzero(mesh.parents == j)
+        if len(children) == 1:
+            d = heads[children[0]] - heads[j]
+            if np.linalg.norm(d) > 1e-3:
+                along.append(mesh.rest_matrices[j, :3, 1] @ d / np.linalg.norm(d))
+    assert np.mean(np.array(along) > 0.9) > 0.9, along
+    foot = mesh.joint_names.index("foot.L")
+    assert 0.0 < heads[foot, 2] < 0.15 and heads[foot, 0] > 0   # ankle just above the floor, left at +X
+    assert mesh.params["ground_offset"][2] > 0.5               # Anny's origin is at the pelvis
+
+
+def test_texture_is_deterministic_per_seed(anny_model):
+    from avatarforge.backend.render.skin_texture import paint_anny_skin
+
+    mesh = anny_model.build({})
+    a, b, c = (paint_anny_skin(mesh, 256, seed) for seed in (7, 7, 8))
+    assert a == b and a != c
+    img = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float32)
+    mean = img.reshape(-1, 3).mean(axis=0)
+    assert mean[0] > mean[1] > mean[2]   # skin-coloured overall
+
+
+def test_texture_gutters_take_the_nearest_island_colour(anny_model):
+    from scipy import ndimage
+
+    from avatarforge.backend.render.skin_texture import paint_anny_skin, rasterize_uv
+
+    mesh = anny_model.build({})
+    img = np.asarray(Image.open(io.BytesIO(paint_anny_skin(mesh, 256, 0))).convert("RGB"))
+    covered = rasterize_uv(mesh.uvs, 256).covered
+    assert 0.2 < covered.mean() < 0.95                   # real islands, real gutters
+    _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    np.testing.assert_array_equal(img[~covered], img[rows, cols][~covered])
+
+
+def test_darker_phenotype_paints_darker_skin(anny_model):
+    from avatarforge.backend.render.skin_texture import paint_anny_skin
+
+    def brightness(phenotypes) -> float:
+        mesh = anny_model.build({"phenotypes": phenotypes})
+        return float(np.asarray(Image.open(io.BytesIO(paint_anny_skin(mesh, 256, 0)))).mean())
+
+    assert brightness({"african": 1.0, "asian": 0.0, "caucasian": 0.0}) < \
+        brightness({"african": 0.0, "asian": 0.0, "caucasian": 1.0}) - 30
+
+
+def test_cancel_stops_the_job():
+    from avatarforge.backend.pipelines import JobCancelled
+
+    config = BackendConfig(models_dir=None)
+    ctx = JobContext(config=config)
+    ctx.cancel_event.set()
+    with pytest.raises(JobCancelled):
+        PIPELINE.run(PIPELINE.normalise({"texture_size": 256}, config), ctx)
+
+
+# -- the SMPL family ---------------------------------------------------------------
+
+def test_smpl_rest_frames_are_the_axis_conversion(tmp_path):
+    from avatarforge.backend.models.axes import Y_UP_TO_Z_UP
+
+    write_synthetic_model(tmp_path, "smpl", "neutral")
+    avatar = build({"model": "smpl", "texture_size": 256}, BackendConfig(models_dir=tmp_path))
+    rot = avatar.skeleton.rest_matrices[:, :3, :3]
+    np.testing.assert_allclose(rot, np.broadcast_to(Y_UP_TO_Z_UP, rot.shape), atol=1e-6)
+    names = avatar.skeleton.joint_names
+    heads = avatar.skeleton.rest_matrices[:, :3, 3]
+    assert heads[names.index("head"), 2] > heads[names.index("pelvis"), 2] + 0.4   # Y-up file, head up in Z
+    assert heads[names.index("left_wrist"), 0] > 0.3                             # SMPL's left stays at +X
+    assert "cylindrical" in avatar.provenance["uv_source"]
+
+
+@pytest.mark.parametrize("model_type, joints, options", [
+    ("smplh", 52, {}),
+    ("smplx", 55, {}),
+    ("smpl", 24, {"chumpy": True}),                      # like the original SMPL downloads
+    ("smplh", 52, {"ext": "npz", "with_uvs": True}),
+])
+def test_smpl_family_files(tmp_path, model_type, joints, options):
+    write_synthetic_model(tmp_path, model_type, "female", **options)
+    config = BackendConfig(models_dir=tmp_path)
+    assert PIPELINE.tiers(config)[model_type]["genders"] == ["female"]
+    avatar = build({"model": model_type, "gender": "female", "betas": [1.0, -0.5], "skin_weights_k": 2,
+                    "texture_size": 256}, config)
+    check_rigged(avatar)
+    assert len(avatar.skeleton) == joints and avatar.skin_weights.shape[1] == 2
+    assert avatar.provenance["models"]["smplx"] == smplx_version()
+    if options.get("with_uvs"):
+        assert avatar.provenance["uv_source"] == "model file (vt/ft)"
+    with pytest.raises(ProtocolError) as err:   # only the female file is there
+        PIPELINE.normalise({"model": model_type, "gender": "male"}, config)
+    assert err.value.code == ErrorCode.MODEL_MISSING and f"{model_type.upper()}_MALE" in err.value.message
+
+
+def test_betas_shape_the_body_the_way_the_file_says(tmp_path):
+    write_synthetic_model(tmp_path, "smpl", "neutral")   # beta 0: taller
+    config = BackendConfig(models_dir=tmp_path)
+    tall, short = (build({"model": "smpl", "betas": [b], "texture_size": 256}, config) for b in (3.0, -3.0))
+    assert height(tall) > height(short) + 0.1
+    with pytest.raises(ProtocolError) as err:
+        PIPELINE.normalise({"model": "smpl", "betas": [6.0]}, config)
+    assert err.value.field == "betas[0]" and "[-5, 5]" in err.value.message
+
+
+def smplx_version() -> str:
+    from importlib.metadata import version
+
+    return version("smplx")

@@ -62,3 +62,43 @@ def test_inverse_bind_matrices_undo_the_rest_pose(tmp_path):
     np.testing.assert_allclose(np.linalg.inv(inverse_bind[1])[:3, 3], [0, 0.5, 0], atol=1e-6)
     np.testing.assert_allclose(np.linalg.inv(inverse_bind[0])[:3, 3], [0, 0, 0], atol=1e-6)
     assert doc.nodes[0].children == [1]
+
+
+def _read(doc: pygltflib.GLTF2, index: int, dtype, width: int) -> np.ndarray:
+    acc = doc.accessors[index]
+    view = doc.bufferViews[acc.bufferView]
+    start = view.byteOffset + (acc.byteOffset or 0)
+    count = acc.count * width
+    return np.frombuffer(doc.binary_blob()[start:start + count * np.dtype(dtype).itemsize], dtype).reshape(-1, width)
+
+
+def test_split_vertices_keep_their_position_uv_and_skin(tmp_path):
+    """glTF vertices are split at UV seams; each must still carry its source
+    vertex's position (converted to Y up), its corner's UV (v flipped) and all
+    k > 4 skin influences (JOINTS_1 / WEIGHTS_1)."""
+    from avatarforge.backend.config import BackendConfig
+    from avatarforge.backend.pipelines import JobContext
+    from avatarforge.backend.pipelines.body import BodyPipeline
+    from tests.support.synthetic_smpl import write_synthetic_model
+
+    write_synthetic_model(tmp_path, "smpl", "neutral")
+    config = BackendConfig(models_dir=tmp_path)
+    pipeline = BodyPipeline()
+    (avatar,) = pipeline.run(pipeline.normalise({"model": "smpl", "skin_weights_k": 6, "texture_size": 256}, config),
+                             JobContext(config=config))
+    doc = pygltflib.GLTF2().load(str(write_glb(avatar, tmp_path / "smpl.glb")))
+    attrs = doc.meshes[0].primitives[0].attributes
+    source = _read(doc, attrs._AVATARFORGE_VERTEX, np.float32, 1)[:, 0].astype(int)
+    assert len(source) > len(avatar.vertices) and set(source) == set(range(len(avatar.vertices)))
+    pos = _read(doc, attrs.POSITION, np.float32, 3)
+    x, y, z = avatar.vertices[source].T
+    np.testing.assert_allclose(pos, np.column_stack([x, z, -y]), atol=1e-6)
+    joints = np.hstack([_read(doc, attrs.JOINTS_0, np.uint16, 4), _read(doc, attrs.JOINTS_1, np.uint16, 4)])
+    weights = np.hstack([_read(doc, attrs.WEIGHTS_0, np.float32, 4), _read(doc, attrs.WEIGHTS_1, np.float32, 4)])
+    np.testing.assert_array_equal(joints[:, :6], avatar.skin_indices[source])
+    np.testing.assert_allclose(weights[:, :6], avatar.skin_weights[source])
+    assert (weights[:, 6:] == 0).all()
+    uv = _read(doc, attrs.TEXCOORD_0, np.float32, 2)
+    faces = _read(doc, doc.meshes[0].primitives[0].indices, np.uint32, 1).reshape(-1, 3)
+    np.testing.assert_allclose(uv[faces][..., 1], 1.0 - avatar.uvs[..., 1], atol=1e-6)
+    np.testing.assert_array_equal(source[faces], avatar.faces)
