@@ -144,8 +144,8 @@ class Server:
             raise ProtocolError(ErrorCode.UNSUPPORTED,
                                 f"this backend has no '{name}' job; it serves: {', '.join(sorted(self.pipelines))}",
                                 field="job")
-        tier = self._choose_tier(pipeline, msg.get("tier"))
         params = pipeline.normalise(dict(msg.get("params") or {}), self.config)
+        tier = self._choose_tier(pipeline, msg.get("tier"), pipeline.tier_of(params))
         versions = pipeline.model_versions(params, self.config)
         key = request_key(name, tier, params, versions)
         job = self.jobs.get(key)
@@ -209,7 +209,13 @@ class Server:
         self._send(peer, make("jobs", re=msg["id"], jobs=jobs))
 
     # -- jobs ---------------------------------------------------------------
-    def _choose_tier(self, pipeline: Pipeline, tier: str | None) -> str:
+    def _choose_tier(self, pipeline: Pipeline, tier: str | None, implied: str | None) -> str:
+        """The tier asked for, the one the params imply, or the pipeline's default."""
+        if implied is not None and tier not in (None, implied):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"tier '{tier}' contradicts the params, which run on tier '{implied}'; "
+                                "leave tier out or make them agree", field="tier")
+        tier = tier or implied
         if tier is None:
             return pipeline.default_tier(self.config)
         tiers = pipeline.tiers(self.config)

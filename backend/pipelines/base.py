@@ -61,6 +61,11 @@ class Pipeline(ABC):
         values, or MODEL_MISSING when the request needs files that are absent.
         """
 
+    def tier_of(self, params: dict[str, Any]) -> str | None:
+        """The tier normalised params imply (e.g. the body model they name), or
+        None when any available tier can serve them."""
+        return None
+
     def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
         """Names and versions of the models a request uses (part of its store key)."""
         return {self.name: self.version}

@@ -113,6 +113,9 @@ class BodyPipeline(Pipeline):
             out[model_type] = availability(config, model_type)
         return out
 
+    def tier_of(self, params: dict[str, Any]) -> str | None:
+        return params["model"]   # each body model is its own tier
+
     def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
         from ..render.skin_texture import PAINTER_VERSION
 

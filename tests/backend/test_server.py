@@ -150,6 +150,7 @@ def test_errors_are_typed_and_the_server_keeps_serving(client):
         (lambda: client.submit("steps", {"colour": 1}), ErrorCode.BAD_REQUEST, "colour"),
         (lambda: client.submit("steps", {}, tier="gpu"), ErrorCode.MODEL_MISSING, "tier"),
         (lambda: client.submit("steps", {}, tier="tpu"), ErrorCode.BAD_REQUEST, "tier"),
+        (lambda: client.submit("body", {"model": "anny"}, tier="smpl"), ErrorCode.BAD_REQUEST, "tier"),
         (lambda: client.status("0" * 64), ErrorCode.NOT_FOUND, "job_id"),
         (lambda: client.cancel("not-a-key"), ErrorCode.NOT_FOUND, "job_id"),
     ]
