@@ -162,13 +162,11 @@ class AVATARFORGE_OT_reset_phenotypes(bpy.types.Operator):
 
 
 def backend_phenotype_defaults() -> dict[str, float]:
-    """Phenotype defaults the backend's welcome describes for the body job, if it does."""
+    """Phenotype defaults from the backend's welcome (pipelines.body.phenotypes: {name: value});
+    empty before a welcome, and then the add-on's own defaults apply."""
     body = ((TABLE.welcome or {}).get("pipelines") or {}).get("body") or {}
-    found = body.get("phenotypes") or (body.get("params") or {}).get("phenotypes") or {}
-    if isinstance(found, dict):
-        return {k: float(v.get("default") if isinstance(v, dict) else v) for k, v in found.items()
-                if isinstance(v, (int, float)) or (isinstance(v, dict) and isinstance(v.get("default"), (int, float)))}
-    return {}
+    found = body.get("phenotypes") or {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class AVATARFORGE_OT_connect(bpy.types.Operator):

@@ -124,5 +124,11 @@ def test_preferences_show_backend_status(addon: Any, backend: Any) -> None:
         assert "smpl (unavailable:" in shown          # no licensed SMPL files on the test machine
         assert ("operator", "avatarforge.disconnect") in log
         assert "Connected: avatarforge-backend" in texts(draw(addon.panels.AVATARFORGE_PT_main.draw))
+        # Reset takes the backend's phenotype defaults from its welcome.
+        defaults = addon.operators.backend_phenotype_defaults()
+        assert defaults["age"] == pytest.approx(2 / 3, abs=0.01) and defaults["height"] == 0.5
+        bpy.context.scene.avatarforge.age = 0.1
+        assert bpy.ops.avatarforge.reset_phenotypes() == {"FINISHED"}
+        assert bpy.context.scene.avatarforge.age == pytest.approx(2 / 3, abs=0.01)
     finally:
         table.disconnect()
