@@ -331,6 +331,6 @@ def available_devices() -> list[str]:
         import torch
 
         devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    except Exception:  # no torch, or a broken CUDA install: CPU still works
-        pass
+    except Exception as exc:  # no torch, or a broken CUDA install: CPU still works, but say why GPUs are absent
+        log.warning("no CUDA devices listed", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
     return devices

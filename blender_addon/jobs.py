@@ -249,6 +249,7 @@ def _undo_push(message: str) -> None:
     try:
         bpy.ops.ed.undo_push(message=message)
     except RuntimeError:
+        # No window to own an undo stack (background mode): there is nothing to undo into.
         pass
 
 
