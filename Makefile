@@ -48,6 +48,7 @@ test: test-backend test-blender
 
 bench: backend-env
 	$(VENV)/bin/python bench/protocol.py
+	$(VENV)/bin/python bench/body.py
 
 # The add-on's installable zips (dist/), one per Blender line.
 addon: blender-env
