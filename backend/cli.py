@@ -27,6 +27,21 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=default_models_dir(),
                    help="folder with your licensed model files (SMPL, SMPL-X...); env AVATARFORGE_MODELS_DIR")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
+    p.add_argument("--clip-dir", type=Path, default=None,
+                   help="open_clip checkpoint folder for the CLIP tiers (default: env AVATARFORGE_CLIP, "
+                        "else <models-dir>/clip)")
+    p.add_argument("--motion-library", type=Path, default=None,
+                   help="folder of labelled motion clips (default: env AVATARFORGE_MOTION_LIBRARY)")
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> BackendConfig:
+    """The backend config from the shared flags (unset ones keep their env/defaults)."""
+    config = BackendConfig(models_dir=args.models_dir, device=args.device, **extra)
+    if args.clip_dir is not None:
+        config.clip_dir = args.clip_dir
+    if args.motion_library is not None:
+        config.motion_library = args.motion_library
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument("--format", choices=["json", "text"], default="text",
                       help="what to print: a summary line, or JSON with the parameters and counts")
     _add_config_args(body)
+    # Each job's subcommands are added below, one function per job (add_*_commands).
     return parser
 
 
@@ -100,7 +116,7 @@ def run_job(job: str, params: dict[str, Any], config: BackendConfig) -> list[Any
 def cmd_generate(args: argparse.Namespace) -> int:
     from .export_gltf import write_glb
 
-    config = BackendConfig(models_dir=args.models_dir, device=args.device)
+    config = config_from_args(args)
     (avatar,) = run_job("body", body_params(args), config)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +138,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Server
 
-    config = BackendConfig(bind=args.bind, store_dir=args.store, models_dir=args.models_dir,
-                           device=args.device, workers=args.workers, max_message_bytes=args.max_message_bytes,
-                           plugins=args.pipeline)
+    config = config_from_args(args, bind=args.bind, store_dir=args.store, workers=args.workers,
+                              max_message_bytes=args.max_message_bytes, plugins=args.pipeline)
     server = Server(config)
     server.install_signal_handlers()
     endpoint = server.bind()
@@ -140,7 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        return cmd_serve(args) if args.command == "serve" else cmd_generate(args)
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "generate" and args.job == "body":
+            return cmd_generate(args)
+        return args.handler(args)   # subcommands added by add_*_commands set their handler
     except ProtocolError as exc:
         print(f"avatarforge: {exc}", file=sys.stderr)
         return 2

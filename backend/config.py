@@ -21,6 +21,18 @@ def default_models_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def default_clip_dir() -> Path | None:
+    """An open_clip checkpoint folder (open_clip_config.json + weights); env AVATARFORGE_CLIP."""
+    value = os.environ.get("AVATARFORGE_CLIP")
+    return Path(value) if value else None
+
+
+def default_motion_library() -> Path | None:
+    """A folder of labelled motion clips (.npz/.bvh + labels); env AVATARFORGE_MOTION_LIBRARY."""
+    value = os.environ.get("AVATARFORGE_MOTION_LIBRARY")
+    return Path(value) if value else None
+
+
 @dataclass
 class BackendConfig:
     bind: str = DEFAULT_BIND
@@ -30,3 +42,5 @@ class BackendConfig:
     workers: int = 1
     max_message_bytes: int = 2 * 1024 ** 3
     plugins: list[str] = field(default_factory=list)   # extra pipelines, "module:Class"
+    clip_dir: Path | None = field(default_factory=default_clip_dir)       # else models_dir/clip
+    motion_library: Path | None = field(default_factory=default_motion_library)

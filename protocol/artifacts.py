@@ -50,7 +50,8 @@ def _array(d: dict[str, Any], kind: str, name: str, dtype: Any, shape: tuple[int
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise _bad(kind, name, f"must have shape {want}, got {arr.shape}")
     target = np.dtype(dtype)
-    if arr.size and arr.dtype.kind not in ("iu" if target.kind in "iu" else "biuf"):
+    accepted = {"b": "biu", "i": "iu", "u": "iu"}.get(target.kind, "biuf")
+    if arr.size and arr.dtype.kind not in accepted:
         what = "integers" if target.kind in "iu" else "numbers"
         raise _bad(kind, name, f"must be {what}, got dtype {arr.dtype}")
     # Range before the cast: astype would wrap an int64 index into int32 silently.
@@ -179,7 +180,143 @@ class RiggedAvatar:
             provenance=_dict(d, k, "provenance"))
 
 
-ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar}
+# SMPL's 24 body joints in SMPL order (DESIGN §6): the canonical motion skeleton.
+SMPL24_JOINTS: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand",
+    "right_hand")
+SMPL24_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+MAX_MOTION_FRAMES = 200_000     # ~55 min at 60 fps: bounds what a client will allocate
+FPS_RANGE = (1.0, 1000.0)
+
+
+def _fps(d: dict[str, Any], kind: str) -> float:
+    fps = d.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise _bad(kind, "fps", f"must be a number in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}], got {fps!r}")
+    return float(fps)
+
+
+def _frames(n: int, kind: str) -> int:
+    if not 1 <= n <= MAX_MOTION_FRAMES:
+        raise _bad(kind, "rotations", f"must have 1..{MAX_MOTION_FRAMES} frames, got {n}")
+    return n
+
+
+@dataclass
+class RetargetedTracks:
+    """A motion on one target rig, ready to key: per-bone pose quaternions
+    (w, x, y, z) as a Blender pose bone's `rotation_quaternion` means them
+    (rotation relative to the bone's rest frame, in that frame), and the root
+    bone's pose `location` (in its rest frame, metres)."""
+    rig: str                     # preset used: "anny", "smpl", "mixamo", "rigify", "unreal", "map"...
+    bone_names: list[str]        # (B) target bones that are driven, in the order of `rotations`
+    rotations: np.ndarray        # (T, B, 4) float32 unit quaternions w, x, y, z
+    root_bone: str               # the bone whose `location` carries root motion
+    root_locations: np.ndarray   # (T, 3) float32
+    unmapped: list[str] = field(default_factory=list)   # target bones nothing drives
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"rig": self.rig, "bone_names": list(self.bone_names),
+                "rotations": self.rotations.astype(np.float32), "root_bone": self.root_bone,
+                "root_locations": self.root_locations.astype(np.float32), "unmapped": list(self.unmapped)}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any], frames: int, kind: str = "retargeted") -> "RetargetedTracks":
+        names = d.get("bone_names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise _bad(kind, "bone_names", "must be a non-empty list of non-empty strings")
+        if len(set(names)) != len(names):
+            raise _bad(kind, "bone_names", "contains duplicates")
+        rot = _array(d, kind, "rotations", np.float32, (frames, len(names), 4))
+        if rot.size and not np.allclose(np.linalg.norm(rot, axis=-1), 1.0, atol=1e-3):
+            raise _bad(kind, "rotations", "must be unit quaternions (w, x, y, z)")
+        root = d.get("root_bone")
+        if not isinstance(root, str) or root not in names:
+            raise _bad(kind, "root_bone", f"must be one of bone_names, got {root!r}")
+        unmapped = d.get("unmapped") or []
+        if not isinstance(unmapped, list) or not all(isinstance(n, str) for n in unmapped):
+            raise _bad(kind, "unmapped", "must be a list of bone names")
+        rig = d.get("rig")
+        if not isinstance(rig, str) or not rig:
+            raise _bad(kind, "rig", "must be a non-empty string")
+        return cls(rig, list(names), rot, root, _array(d, kind, "root_locations", np.float32, (frames, 3)),
+                   list(unmapped))
+
+
+@dataclass
+class Motion:
+    """A motion on SMPL's 24 joints (DESIGN §5), Z up, metres.
+
+    rotations[t, j] is joint j's local axis-angle rotation relative to its
+    parent, in SMPL's joint frames (whose rest orientation is SMPL's Y-up world
+    rotated into ours: see backend/models/axes.py); `trans[t]` is the pelvis
+    joint's position in the Z-up world. `joints` are forward-kinematics
+    positions on the reference skeleton (previews, checks); `contacts` says
+    whether the left/right foot is planted. `retargeted` is the same motion on
+    the requested target rig."""
+    name: str
+    fps: float
+    rotations: np.ndarray                    # (T, 24, 3) float32 axis-angle
+    trans: np.ndarray                        # (T, 3) float32
+    joints: np.ndarray | None = None         # (T, 24, 3) float32
+    contacts: np.ndarray | None = None       # (T, 2) bool: left foot, right foot
+    retargeted: RetargetedTracks | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    skeleton: str = "smpl24"
+
+    KIND: ClassVar[str] = "motion"
+    JOINT_NAMES: ClassVar[tuple[str, ...]] = SMPL24_JOINTS
+
+    @property
+    def frames(self) -> int:
+        return int(len(self.rotations))
+
+    @property
+    def seconds(self) -> float:
+        return (self.frames - 1) / self.fps if self.frames > 1 else 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.KIND, "name": self.name, "skeleton": self.skeleton, "joint_names": list(SMPL24_JOINTS),
+            "fps": float(self.fps), "rotations": self.rotations.astype(np.float32),
+            "trans": self.trans.astype(np.float32), "params": self.params, "provenance": self.provenance}
+        if self.joints is not None:
+            out["joints"] = self.joints.astype(np.float32)
+        if self.contacts is not None:
+            out["contacts"] = self.contacts.astype(np.bool_)
+        if self.retargeted is not None:
+            out["retargeted"] = self.retargeted.to_wire()
+        return out
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> "Motion":
+        k = cls.KIND
+        if d.get("skeleton") != "smpl24":
+            raise _bad(k, "skeleton", f"must be 'smpl24', got {d.get('skeleton')!r}")
+        if d.get("joint_names", list(SMPL24_JOINTS)) != list(SMPL24_JOINTS):
+            raise _bad(k, "joint_names", "must be SMPL's 24 joint names in SMPL order")
+        fps = _fps(d, k)
+        rot = _array(d, k, "rotations", np.float32, (None, 24, 3))
+        n = _frames(len(rot), k)
+        trans = _array(d, k, "trans", np.float32, (n, 3))
+        joints = _array(d, k, "joints", np.float32, (n, 24, 3)) if d.get("joints") is not None else None
+        contacts = None
+        if d.get("contacts") is not None:
+            contacts = _array(d, k, "contacts", np.bool_, (n, 2))
+        retargeted = None
+        if d.get("retargeted") is not None:
+            if not isinstance(d["retargeted"], dict):
+                raise _bad(k, "retargeted", "must be a map")
+            retargeted = RetargetedTracks.from_wire(d["retargeted"], n, f"{k}.retargeted")
+        return cls(name=_name(d, k, "motion"), fps=fps, rotations=rot, trans=trans, joints=joints,
+                   contacts=contacts, retargeted=retargeted, params=_dict(d, k, "params"),
+                   provenance=_dict(d, k, "provenance"))
+
+
+ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar, Motion.KIND: Motion}
 
 
 def artifact_from_wire(d: Any) -> Any:

