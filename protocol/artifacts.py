@@ -253,15 +253,17 @@ class Motion:
     parent, in SMPL's joint frames (whose rest orientation is SMPL's Y-up world
     rotated into ours: see backend/models/axes.py); `trans[t]` is the pelvis
     joint's position in the Z-up world. `joints` are forward-kinematics
-    positions on the reference skeleton (previews, checks); `contacts` says
-    whether the left/right foot is planted. `retargeted` is the same motion on
-    the requested target rig."""
+    positions on the reference skeleton whose rest (T-pose) joint positions are
+    `rest_positions` (an importer can build an SMPL-24 armature from them);
+    `contacts` says whether the left/right foot is planted. `retargeted` is the
+    same motion on the requested target rig."""
     name: str
     fps: float
     rotations: np.ndarray                    # (T, 24, 3) float32 axis-angle
     trans: np.ndarray                        # (T, 3) float32
     joints: np.ndarray | None = None         # (T, 24, 3) float32
     contacts: np.ndarray | None = None       # (T, 2) bool: left foot, right foot
+    rest_positions: np.ndarray | None = None  # (24, 3) float32 reference skeleton, T-pose, Z up
     retargeted: RetargetedTracks | None = None
     params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -287,6 +289,8 @@ class Motion:
             out["joints"] = self.joints.astype(np.float32)
         if self.contacts is not None:
             out["contacts"] = self.contacts.astype(np.bool_)
+        if self.rest_positions is not None:
+            out["rest_positions"] = self.rest_positions.astype(np.float32)
         if self.retargeted is not None:
             out["retargeted"] = self.retargeted.to_wire()
         return out
@@ -306,13 +310,14 @@ class Motion:
         contacts = None
         if d.get("contacts") is not None:
             contacts = _array(d, k, "contacts", np.bool_, (n, 2))
+        rest = _array(d, k, "rest_positions", np.float32, (24, 3)) if d.get("rest_positions") is not None else None
         retargeted = None
         if d.get("retargeted") is not None:
             if not isinstance(d["retargeted"], dict):
                 raise _bad(k, "retargeted", "must be a map")
             retargeted = RetargetedTracks.from_wire(d["retargeted"], n, f"{k}.retargeted")
         return cls(name=_name(d, k, "motion"), fps=fps, rotations=rot, trans=trans, joints=joints,
-                   contacts=contacts, retargeted=retargeted, params=_dict(d, k, "params"),
+                   contacts=contacts, rest_positions=rest, retargeted=retargeted, params=_dict(d, k, "params"),
                    provenance=_dict(d, k, "provenance"))
 
 
