@@ -69,5 +69,10 @@ demo: backend-env blender-env vendor
 bench-import: backend-env blender-env vendor
 	$(BVENV)/bin/python bench/import_speed.py --backend-python $(VENV)/bin/python
 
+# A 1,000-frame motion keyed onto the Anny rig (bulk F-curves); target < 1 s.
+.PHONY: bench-keyframes
+bench-keyframes: backend-env blender-env vendor
+	$(BVENV)/bin/python bench/keyframe_import.py --backend-python $(VENV)/bin/python
+
 clean:
 	rm -rf dist out build *.egg-info blender_addon/protocol

@@ -78,7 +78,137 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what to print: a summary line, or JSON with the parameters and counts")
     _add_config_args(body)
     # Each job's subcommands are added below, one function per job (add_*_commands).
+    add_text2shape_commands(sub)
+    add_text_avatar_commands(gen_sub)
+    add_text2motion_commands(sub)
+    add_motion_commands(sub)
     return parser
+
+
+def add_motion_commands(sub: Any) -> None:
+    """`avatarforge motion import FILE`: a BVH or AMASS .npz onto SMPL-24 (job motion_import)."""
+    motion = sub.add_parser("motion", help="motion files: import BVH / AMASS npz")
+    motion_sub = motion.add_subparsers(dest="motion_command", required=True)
+    p = motion_sub.add_parser("import", help="read a .bvh or AMASS-style .npz onto the SMPL-24 skeleton")
+    p.add_argument("file", type=Path, help="the .bvh or .npz file")
+    p.add_argument("--fps", type=float, help="resample to this frame rate (default: keep the file's)")
+    p.add_argument("--target", choices=["anny", "smpl"], help="also retarget onto this rig")
+    p.add_argument("--scale", type=float, help="BVH units -> metres (default: guessed from the skeleton height)")
+    p.add_argument("--out", type=Path, help="also write the motion as an AMASS-style SMPL .npz")
+    p.add_argument("--format", choices=["json", "text"], default="json",
+                   help="json: fps, joint_names, joints [T][24][3] (metres, Z up), poses, trans, contacts; "
+                        "text: a summary")
+    _add_config_args(p)
+    p.set_defaults(handler=cmd_motion_import)
+
+
+def cmd_motion_import(args: argparse.Namespace) -> int:
+    from .motion.amass import motion_to_amass_npz
+    from .motion.ops import motion_json
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"avatarforge: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    params: dict[str, Any] = {"data": data, "filename": args.file.name}
+    for name in ("fps", "target", "scale"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    (motion,) = run_job("motion_import", params, config_from_args(args))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(motion_to_amass_npz(motion.rotations, motion.trans, motion.fps))
+    if args.format == "json":
+        print(json.dumps(motion_json(motion)))
+    else:
+        src = motion.provenance["source"]
+        travel = float(((motion.trans[-1, :2] - motion.trans[0, :2]) ** 2).sum() ** 0.5)
+        print(f"{motion.name}: {motion.frames} frames at {motion.fps:g} fps ({motion.seconds:.2f} s) from "
+              f"{src['format']} ({src.get('skeleton') or src.get('layout')}); root travels {travel:.2f} m"
+              + (f"; retargeted onto {motion.retargeted.rig} ({len(motion.retargeted.bone_names)} bones)"
+                 if motion.retargeted else "") + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def add_text_avatar_commands(gen_sub: Any) -> None:
+    """`avatarforge generate avatar --prompt "..." --out x.glb`: text -> dressed, rigged Anny (job text_avatar)."""
+    p = gen_sub.add_parser("avatar", help="a rigged, textured, dressed avatar from a text prompt")
+    p.add_argument("--prompt", required=True, help='the person, e.g. "a tall woman in a red dress and white sneakers"')
+    p.add_argument("--seed", type=int)
+    p.add_argument("--texture-size", type=int)
+    p.add_argument("--encoder", choices=["minilm", "clip"])
+    p.add_argument("--name")
+    p.add_argument("--phenotype", type=_key_value, action="append", default=[], metavar="NAME=VALUE",
+                   help="override an estimated Anny phenotype, value in [0, 1] (repeatable)")
+    p.add_argument("--out", type=Path, help="write a skinned, textured .glb here")
+    p.add_argument("--format", choices=["json", "text"], default="text",
+                   help="what to print: a summary line, or JSON with what the prompt was understood as")
+    _add_config_args(p)
+    p.set_defaults(handler=cmd_generate_avatar)
+
+
+def cmd_generate_avatar(args: argparse.Namespace) -> int:
+    from .export_gltf import write_glb
+
+    params: dict[str, Any] = {"prompt": args.prompt}
+    for name in ("seed", "texture_size", "encoder", "name"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.phenotype:
+        params["phenotypes"] = dict(args.phenotype)
+    (avatar,) = run_job("text_avatar", params, config_from_args(args))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_glb(avatar, args.out)
+    text = avatar.params["text"]
+    garments = [f"{g['colour_name']} {g['pattern'] + ' ' if g['pattern'] != 'solid' else ''}{g['kind']}"
+                for g in text["appearance"]["garments"]]
+    if args.format == "json":
+        print(json.dumps({"name": avatar.name, "phenotypes": avatar.params["phenotypes"],
+                          "local_changes": avatar.params["local_changes"], "text": text,
+                          "material": avatar.materials[0].settings,
+                          "out": str(args.out) if args.out else None}, indent=2, default=str))
+    else:
+        print(f"{avatar.name}: confidence {text['confidence']:.2f}, style {text['style'] or 'realistic'}, "
+              f"wearing {', '.join(garments) or 'nothing named'}" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def add_text2motion_commands(sub: Any) -> None:
+    """`avatarforge text2motion "<prompt>"`: text -> motion (AvatarCLIP M1 + M2), printed as JSON or a summary."""
+    p = sub.add_parser("text2motion", help="a motion on the SMPL-24 skeleton from a text prompt")
+    p.add_argument("prompt", help='what the person does, e.g. "waves hello, then jumps"')
+    p.add_argument("--seconds", type=float, default=4.0, help="duration, 0.5..60 (default 4)")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate, 1..240 (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", choices=["minilm", "clip"], default="minilm")
+    p.add_argument("--target", choices=["anny", "smpl"], default=None, help="also retarget onto this rig")
+    p.add_argument("--format", choices=["json", "text"], default="json",
+                   help="json: fps, joint_names, joints [T][24][3], poses, trans; text: a summary")
+    _add_config_args(p)
+    p.set_defaults(handler=cmd_text2motion)
+
+
+def cmd_text2motion(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .motion.ops import motion_json
+
+    params: dict[str, Any] = {"prompt": args.prompt, "seconds": args.seconds, "fps": args.fps, "seed": args.seed,
+                              "encoder": args.encoder}
+    if args.target:
+        params["target"] = args.target
+    (motion,) = run_job("text_motion", params, config_from_args(args))
+    if args.format == "json":
+        print(json.dumps(motion_json(motion)))
+    else:
+        actions = ", then ".join(f"{s['action']} ({s['kind']}, {s['score']:.2f})"
+                                 for s in motion.params["text"]["segments"])
+        travel = float(np.linalg.norm(motion.trans[-1, :2] - motion.trans[0, :2]))
+        print(f"{motion.frames} frames at {motion.fps:g} fps ({motion.seconds:.2f} s): {actions}; "
+              f"root travels {travel:.2f} m")
+    return 0
 
 
 def body_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,6 +262,37 @@ def cmd_generate(args: argparse.Namespace) -> int:
         c = summary["counts"]
         print(f"{avatar.body_model} body: {c['vertices']} vertices, {c['faces']} faces, {c['joints']} joints, "
               f"{summary['height_m']:.2f} m tall" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def add_text2shape_commands(sub: Any) -> None:
+    p = sub.add_parser("text2shape", help="the body shape a prompt describes (AvatarCLIP S1), as phenotypes")
+    p.add_argument("prompt", help='e.g. "a tall, skinny old man in a red hoodie"')
+    p.add_argument("--encoder", default="minilm", choices=["minilm", "clip"],
+                   help="text encoder: minilm (embedded) or clip (open_clip folder: --clip-dir)")
+    p.add_argument("--model", default="anny", choices=["anny", "smpl"],
+                   help="anny phenotypes, or SMPL betas from your model files (--models-dir)")
+    p.add_argument("--format", choices=["json", "text"], default="text")
+    _add_config_args(p)
+    p.set_defaults(handler=cmd_text2shape)
+
+
+def cmd_text2shape(args: argparse.Namespace) -> int:
+    from .models.text_encoder import load_text_encoder
+    from .text.prompt import clean_prompt
+    from .text.shape import estimate_shape
+
+    config = config_from_args(args)
+    prompt = clean_prompt(args.prompt)       # before loading an encoder: bad input fails fast
+    estimate = estimate_shape(prompt, load_text_encoder(args.encoder, config, config.device), config, args.model)
+    if args.format == "json":
+        print(json.dumps(estimate.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    names = ("gender", "age", "height", "weight", "muscle", "proportions")
+    print(", ".join(f"{n} {estimate.phenotypes[n]:.2f}" for n in names)
+          + "".join(f", {n} {v:+.2f}" for n, v in estimate.local_changes.items())
+          + (f", betas [{', '.join(f'{b:.2f}' for b in estimate.betas)}]" if estimate.betas else "")
+          + f" (confidence {estimate.confidence:.2f}, {estimate.model}, {args.encoder})")
     return 0
 
 

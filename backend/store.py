@@ -56,6 +56,20 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
         h.update(b"s" + str(obj).encode())
 
 
+def _json_summary(value: Any) -> Any:
+    """What meta.json says of a value JSON cannot hold: a size and digest for
+    bytes (an uploaded file must not be written out again as text), shape and
+    dtype for arrays."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if isinstance(value, np.ndarray):
+        return {"array": list(value.shape), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def request_key(job: str, tier: str, params: dict[str, Any], model_versions: dict[str, str]) -> str:
     """The store key (hex sha256) of a normalised request."""
     h = hashlib.sha256()
@@ -97,7 +111,7 @@ class ResultStore:
         frames = encode(make("result", job_id=key, artifacts=artifacts))
         _atomic_write(d / "result.afr", _pack_frames(frames))
         meta = dict(meta, key=key, stored=time.time())
-        _atomic_write(d / "meta.json", [json.dumps(meta, default=str, indent=1).encode()])
+        _atomic_write(d / "meta.json", [json.dumps(meta, default=_json_summary, indent=1).encode()])
         return d
 
     def get(self, key: str) -> StoredResult | None:

@@ -57,6 +57,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     panels.register()
     jobs.register()
+    operators.register()
     _install_alias()
     atexit.register(_stop_local_backend)
 
@@ -72,6 +73,7 @@ def unregister() -> None:
     _remove_alias()
     atexit.unregister(_stop_local_backend)
     _stop_local_backend()
+    operators.unregister()
     jobs.unregister()
     api.close()
     panels.unregister()

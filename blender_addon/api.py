@@ -3,6 +3,9 @@
 
     import avatarforge_addon.api as af
     rig, mesh = af.generate_body(phenotypes={"gender": 0.2, "height": 0.8})
+    rig, mesh = af.generate_avatar("a tall muscular woman, anime style", seed=2)
+    motion = af.animate(rig, "waves hello, then jumps", seconds=4, fps=30)
+    motion = af.import_motion("/path/clip.bvh", rig=rig)     # the file's bytes go to the backend
 
     job = af.submit("body", af.body_params(phenotypes={"muscle": 0.9}))
     job.cancel()              # from anywhere on the same thread
@@ -19,6 +22,7 @@ tcp://127.0.0.1:5757.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from typing import Any, Callable
 
 import bpy
 
-from . import importers
+from . import importers, rig_description
 from .importers import ImportFailed
 from .protocol import ErrorCode, ProtocolError
 from .protocol.client import BackendUnavailable, Client
@@ -155,17 +159,19 @@ def run(job: str, params: dict[str, Any] | None = None, tier: str | None = None,
 
 
 def import_artifacts(artifacts: list[Any], context: Any = None, name: str | None = None,
-                     job_id: str | None = None) -> list[Any]:
-    """Build artifacts in the scene (e.g. an ImportedAvatar per RiggedAvatar)."""
-    return importers.import_artifacts(artifacts, context or bpy.context, job_id=job_id, name=name)
+                     job_id: str | None = None, target: Any = None) -> list[Any]:
+    """Build artifacts in the scene (e.g. an ImportedAvatar per RiggedAvatar,
+    an ImportedMotion per Motion, keyed onto `target` when given)."""
+    return importers.import_artifacts(artifacts, context or bpy.context, job_id=job_id, name=name, target=target)
 
 
 def generate(job: str, params: dict[str, Any] | None = None, tier: str | None = None, name: str | None = None,
              context: Any = None, on_progress: ProgressFn | None = None, address: str | None = None,
-             timeout_s: float | None = None) -> list[Any]:
-    """Run any job and import what it returns; returns what the importers built."""
+             timeout_s: float | None = None, target: Any = None) -> list[Any]:
+    """Run any job and import what it returns; returns what the importers built.
+    `target`: the armature a motion result is keyed onto."""
     job_id, artifacts = run(job, params, tier, on_progress, address, timeout_s)
-    return import_artifacts(artifacts, context, name, job_id)
+    return import_artifacts(artifacts, context, name, job_id, target)
 
 
 def generate_body(phenotypes: dict[str, float] | None = None, model: str = "anny", name: str | None = None,
@@ -182,11 +188,125 @@ def generate_body(phenotypes: dict[str, float] | None = None, model: str = "anny
     return avatar.rig, avatar.mesh
 
 
+def text_avatar_params(prompt: str, seed: int | None = None, texture_size: int | None = None,
+                       encoder: str | None = None, phenotypes: dict[str, float] | None = None,
+                       local_changes: dict[str, float] | None = None, name: str | None = None) -> dict[str, Any]:
+    """The `text_avatar` job's params; `phenotypes` / `local_changes` override
+    what the prompt chose (the sliders after a first generation)."""
+    params: dict[str, Any] = {"prompt": prompt}
+    for key, value in (("seed", seed), ("texture_size", texture_size), ("encoder", encoder), ("name", name)):
+        if value is not None:
+            params[key] = value
+    if phenotypes:
+        params["phenotypes"] = {k: float(v) for k, v in phenotypes.items()}
+    if local_changes:
+        params["local_changes"] = {k: float(v) for k, v in local_changes.items()}
+    return params
+
+
+def _one(built: list[Any], cls: type, job: str) -> Any:
+    found = next((b for b in built if isinstance(b, cls)), None)
+    if found is None:
+        raise ImportFailed(f"the {job} job returned no {cls.__name__}")
+    return found
+
+
+def generate_avatar(prompt: str, seed: int = 0, name: str | None = None, context: Any = None,
+                    on_progress: ProgressFn | None = None, address: str | None = None, tier: str | None = None,
+                    timeout_s: float | None = None, **params: Any) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """A rigged, textured avatar described in words; returns (armature, mesh).
+    Extra keyword arguments are `text_avatar_params` ones (texture_size,
+    encoder, phenotypes, local_changes). The parameters the prompt chose are
+    on the rig: `read_params(rig)`."""
+    built = generate("text_avatar", text_avatar_params(prompt, seed=seed, name=name, **params), tier=tier,
+                     name=name or "Avatar", context=context, on_progress=on_progress, address=address,
+                     timeout_s=timeout_s)
+    avatar = _one(built, importers.rigged_avatar.ImportedAvatar, "text_avatar")
+    return avatar.rig, avatar.mesh
+
+
+def read_params(obj: bpy.types.ID) -> dict[str, Any]:
+    """The params an AvatarForge object was made with (phenotypes, text, ...)."""
+    return importers.common.read_stamp(obj, "params") or {}
+
+
+def motion_target(rig: Any, preset: str = "auto",
+                  bone_map: dict[str, str] | str | None = None) -> dict[str, Any] | None:
+    """The `target` param for `rig` (None: no rig, the motion builds its own
+    SMPL-24 armature). `bone_map`: a dict, or a text block name / .json path / JSON text."""
+    if rig is None:
+        return None
+    if isinstance(bone_map, str):
+        bone_map = rig_description.parse_bone_map(bone_map)
+    return rig_description.describe_rig(rig, preset, bone_map)
+
+
+def animate(rig: Any, prompt: str, seconds: float = 4.0, fps: float = 30.0, seed: int = 0,
+            preset: str = "auto", bone_map: dict[str, str] | str | None = None, encoder: str | None = None,
+            name: str | None = None, context: Any = None, on_progress: ProgressFn | None = None,
+            address: str | None = None, timeout_s: float | None = None) -> Any:
+    """Animate `rig` (an armature, or None for a new SMPL-24 one) from a text
+    prompt (the `text_motion` job); returns the ImportedMotion."""
+    params: dict[str, Any] = {"prompt": prompt, "seconds": float(seconds), "fps": float(fps), "seed": int(seed)}
+    if encoder:
+        params["encoder"] = encoder
+    target = motion_target(rig, preset, bone_map)
+    if target is not None:
+        params["target"] = target
+    built = generate("text_motion", params, name=name or "Motion", context=context, on_progress=on_progress,
+                     address=address, timeout_s=timeout_s, target=rig)
+    return _one(built, importers.motion.ImportedMotion, "text_motion")
+
+
+MAX_MOTION_FILE = 256 * 1024 * 1024   # the motion_import job's limit on `data`
+MOTION_FILE_TYPES = (".bvh", ".npz")
+
+
+def motion_file_params(path: str, fps: float | None = None, scale: float | None = None) -> dict[str, Any]:
+    """The `motion_import` params for a file: its bytes travel with the request
+    (the backend may run on another machine)."""
+    path = bpy.path.abspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MOTION_FILE_TYPES:
+        raise ImportFailed(f"{os.path.basename(path)}: motion files must be {' or '.join(MOTION_FILE_TYPES)}")
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_MOTION_FILE:
+            raise ImportFailed(f"{os.path.basename(path)} is {size / 2**20:.0f} MiB; the backend takes at most "
+                               f"{MAX_MOTION_FILE // 2**20} MiB: trim or resample the clip")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ImportFailed(f"cannot read the motion file {path}: {exc.strerror}") from None
+    params: dict[str, Any] = {"data": data, "filename": os.path.basename(path)}
+    if fps:
+        params["fps"] = float(fps)
+    if scale:
+        params["scale"] = float(scale)
+    return params
+
+
+def import_motion(path: str, rig: Any = None, fps: float | None = None, scale: float | None = None,
+                  preset: str = "auto", bone_map: dict[str, str] | str | None = None, name: str | None = None,
+                  context: Any = None, on_progress: ProgressFn | None = None, address: str | None = None,
+                  timeout_s: float | None = None) -> Any:
+    """A .bvh or .npz motion file, converted by the backend (`motion_import`)
+    and keyed onto `rig` (None: a new SMPL-24 armature); returns the ImportedMotion."""
+    params = motion_file_params(path, fps, scale)
+    target = motion_target(rig, preset, bone_map)
+    if target is not None:
+        params["target"] = target
+    built = generate("motion_import", params, name=name or os.path.splitext(params["filename"])[0], context=context,
+                     on_progress=on_progress, address=address, timeout_s=timeout_s, target=rig)
+    return _one(built, importers.motion.ImportedMotion, "motion_import")
+
+
 def print_progress(fraction: float, stage: str) -> None:
     """A progress callback for scripts: one line per update on stdout."""
     print(f"AvatarForge {fraction * 100:5.1f}%  {stage}", file=sys.stdout, flush=True)
 
 
 __all__ = ["BackendUnavailable", "ErrorCode", "ImportFailed", "Job", "MAIN_PHENOTYPES", "ProtocolError",
-           "body_params", "client", "close", "connect", "generate", "generate_body", "import_artifacts",
-           "print_progress", "run", "submit"]
+           "animate", "body_params", "client", "close", "connect", "generate", "generate_avatar", "generate_body",
+           "import_artifacts", "import_motion", "motion_file_params", "motion_target", "print_progress",
+           "read_params", "run", "submit", "text_avatar_params"]

@@ -99,6 +99,23 @@ def new_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> bpy.type
     return fcurves.new(data_path, index=index, **{key: group})
 
 
+def push_to_nla(idblock: bpy.types.ID, action: bpy.types.Action, track_name: str,
+                start_frame: int) -> tuple[bpy.types.NlaTrack, bpy.types.NlaStrip]:
+    """Put `action` (already assigned by action_fcurves) on a new NLA track of
+    `idblock` as one strip starting at `start_frame`, and clear the active
+    action so the NLA plays it (Blender's Push Down). On slotted actions
+    (4.4+) the strip must use the slot the keys were written for."""
+    anim = idblock.animation_data or idblock.animation_data_create()
+    slot = getattr(anim, "action_slot", None)
+    track = anim.nla_tracks.new()
+    track.name = track_name
+    strip = track.strips.new(action.name, int(start_frame), action)
+    if slot is not None and hasattr(strip, "action_slot") and strip.action_slot != slot:
+        strip.action_slot = slot
+    anim.action = None
+    return track, strip
+
+
 def cycles_cpu(scene: bpy.types.Scene, samples: int, denoise: bool = False) -> None:
     """Cycles on the CPU with few samples: what headless renders on any machine use."""
     scene.render.engine = "CYCLES"

@@ -37,6 +37,7 @@ class JobRecord:
     stage: str = "submitting"
     message: str = ""                 # the backend's error message, or why the import failed
     cached: bool = False
+    target: str = ""                  # the armature a motion goes onto (chosen at submit time), or ""
     created: float = field(default_factory=time.time)
     finished: float | None = None
     artifacts: list[Any] = field(default_factory=list)   # kept until imported
@@ -105,10 +106,13 @@ class JobTable:
 
     # -- jobs -------------------------------------------------------------------
     def submit(self, job: str, params: dict[str, Any], name: str, scene: bpy.types.Scene,
-               tier: str | None = None, settings: Settings | None = None) -> JobRecord:
+               tier: str | None = None, settings: Settings | None = None,
+               target: bpy.types.Object | None = None) -> JobRecord:
+        """`target`: the rig a motion result is applied to (kept by name: the
+        object may be gone when the result arrives, and the import says so)."""
         link = self.ensure_link(settings)
         local_id = link.submit(job, params, tier)
-        record = JobRecord(local_id, job, dict(params), name, scene.name)
+        record = JobRecord(local_id, job, dict(params), name, scene.name, target=target.name if target else "")
         self.records[local_id] = record
         self._changed()
         return record
@@ -197,14 +201,14 @@ class JobTable:
         """Build the record's artifacts in its scene; keeps them for a retry if that fails."""
         scene = bpy.data.scenes.get(record.scene_name) or bpy.context.scene
         try:
-            built = import_in_scene(record.artifacts, scene, record.job_id, record.name)
+            built = import_in_scene(record.artifacts, scene, record.job_id, record.name, target_object(record))
         except importers.ImportFailed as exc:
             # Keep the artifacts: the panel offers to import them again.
             self._finish(record, "failed", f"the result arrived but could not be imported: {exc}")
             return []
         record.imported = [o.name for b in built for o in getattr(b, "objects", ())]
         record.artifacts = []
-        self._finish(record, "done", "")
+        self._finish(record, "done", "; ".join(n for n in (getattr(b, "notes", "") for b in built) if n))
         for callback in self.on_imported:
             callback(record, built)
         return built
@@ -228,7 +232,19 @@ class JobTable:
         return record
 
 
-def import_in_scene(artifacts: list[Any], scene: bpy.types.Scene, job_id: str | None, name: str) -> list[Any]:
+def target_object(record: JobRecord) -> bpy.types.Object | None:
+    """The rig the record's motion goes onto, looked up now (it may have been deleted or renamed)."""
+    if not record.target:
+        return None
+    obj = bpy.data.objects.get(record.target)
+    if obj is None:
+        raise importers.ImportFailed(f"the rig '{record.target}' chosen for this motion is gone (deleted or "
+                                     "renamed); select a rig and animate again")
+    return obj
+
+
+def import_in_scene(artifacts: list[Any], scene: bpy.types.Scene, job_id: str | None, name: str,
+                    target: bpy.types.Object | None = None) -> list[Any]:
     """Import into `scene` from anywhere on the main thread (an operator, a
     timer without a window, background mode)."""
     view_layer = scene.view_layers[0]
@@ -237,11 +253,11 @@ def import_in_scene(artifacts: list[Any], scene: bpy.types.Scene, job_id: str | 
         view_layer = window.view_layer
         with bpy.context.temp_override(window=window):
             built = importers.import_artifacts(artifacts, SimpleNamespace(scene=scene, view_layer=view_layer),
-                                               job_id=job_id, name=name)
+                                               job_id=job_id, name=name, target=target)
             _undo_push(f"AvatarForge: {name}")
             return built
     return importers.import_artifacts(artifacts, SimpleNamespace(scene=scene, view_layer=view_layer),
-                                      job_id=job_id, name=name)
+                                      job_id=job_id, name=name, target=target)
 
 
 def _undo_push(message: str) -> None:

@@ -1,4 +1,5 @@
-"""Operators: connect, start a local backend, generate, cancel.
+"""Operators: connect, start a local backend, generate (body, from a
+description), animate (from a prompt, from a .bvh/.npz file), cancel.
 
 Generate runs one of two ways:
 - in the UI, asynchronously: the job goes to the link thread and the result
@@ -11,13 +12,15 @@ last one is also kept for the panel.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import bpy
 
 from . import api, backend_process, connection, properties
 from .importers import ImportFailed
-from .jobs import TABLE
+from .importers.rigged_avatar import ImportedAvatar
+from .jobs import TABLE, JobRecord
 from .protocol import ProtocolError
 from .settings import addon_preferences, current_settings
 
@@ -38,32 +41,153 @@ def _blocking(op: bpy.types.Operator) -> bool:
 
 
 def run_job(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
-            tier: str | None, name: str) -> set[str]:
-    """Shared body of the generate operators."""
+            tier: str | None, name: str, target: bpy.types.Object | None = None) -> set[str]:
+    """Shared body of the generate operators. `target`: the rig a motion goes onto."""
     LAST_ERROR["message"] = ""
     if _blocking(op):
-        return _run_blocking(op, context, job, params, tier, name)
+        return _run_blocking(op, context, job, params, tier, name, target)
     state = TABLE.state
     if state in (connection.UNREACHABLE, connection.INCOMPATIBLE) and TABLE.link is not None:
         return _fail(op, f"Not submitted: {TABLE.link.message}")
-    record = TABLE.submit(job, params, name, context.scene, tier)
+    record = TABLE.submit(job, params, name, context.scene, tier, target=target)
     op.report({"INFO"}, f"AvatarForge: {record.label} submitted; progress in the AvatarForge panel")
     return {"FINISHED"}
 
 
 def _run_blocking(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
-                  tier: str | None, name: str) -> set[str]:
+                  tier: str | None, name: str, target: bpy.types.Object | None = None) -> set[str]:
     try:
-        built = api.generate(job, params, tier, name=name, context=context, on_progress=api.print_progress)
+        built = api.generate(job, params, tier, name=name, context=context, on_progress=api.print_progress,
+                             target=target)
     except api.BackendUnavailable as exc:
         return _fail(op, f"AvatarForge backend unavailable: {exc.message}")
     except ProtocolError as exc:
         return _fail(op, f"AvatarForge {job} failed ({exc.code.value}): {exc.message}")
     except ImportFailed as exc:
         return _fail(op, f"AvatarForge could not import the result: {exc}")
+    after_import(job, context.scene, built)
     objects = [o.name for b in built for o in getattr(b, "objects", ())]
     op.report({"INFO"}, f"AvatarForge: created {', '.join(objects) or 'nothing'}")
+    for note in (getattr(b, "notes", "") for b in built):
+        if note:
+            op.report({"WARNING"}, f"AvatarForge: {note}")
     return {"FINISHED"}
+
+
+def after_import(job: str, scene: bpy.types.Scene, built: list[Any]) -> None:
+    """What the panel learns from a result: a described avatar's chosen
+    parameters go onto the sliders (edit them, then Regenerate)."""
+    if job != "text_avatar":
+        return
+    avatar = next((b for b in built if isinstance(b, ImportedAvatar)), None)
+    if avatar is not None:
+        properties.adopt_avatar_params(scene.avatarforge, api.read_params(avatar.rig))
+
+
+def _on_imported(record: JobRecord, built: list[Any]) -> None:
+    scene = bpy.data.scenes.get(record.scene_name)
+    if scene is not None:
+        after_import(record.job, scene, built)
+
+
+def motion_rig(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The rig to animate: the panel's Target Rig, else the active armature
+    (or the armature of the active skinned mesh), else None (a new SMPL-24 one)."""
+    s = context.scene.avatarforge
+    if s.motion_target is not None:
+        rig = armature_of(s.motion_target)
+        if rig is None:
+            raise ImportFailed(f"Target Rig '{s.motion_target.name}' is not an armature nor deformed by one; "
+                               "pick the avatar's armature (or clear the field for a new SMPL-24 armature)")
+        return rig
+    return armature_of(context.view_layer.objects.active)
+
+
+def armature_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """`obj` if it is an armature, else the armature deforming it (its parent or Armature modifier)."""
+    if obj is None:
+        return None
+    if obj.type == "ARMATURE":
+        return obj
+    if obj.parent is not None and obj.parent.type == "ARMATURE":
+        return obj.parent
+    return next((m.object for m in getattr(obj, "modifiers", ()) if m.type == "ARMATURE" and m.object), None)
+
+
+def motion_target(context: bpy.types.Context, rig: bpy.types.Object | None) -> dict[str, Any] | None:
+    s = context.scene.avatarforge
+    return api.motion_target(rig, s.motion_preset, s.motion_bone_map or None)
+
+
+class AVATARFORGE_OT_generate_text_avatar(bpy.types.Operator):
+    """Generate an avatar from the description; Regenerate keeps the edited sliders"""
+    bl_idname = "avatarforge.generate_text_avatar"
+    bl_label = "Generate from Description"
+    bl_options = {"REGISTER", "UNDO"}
+
+    regenerate: bpy.props.BoolProperty(name="Regenerate", default=False, options={"SKIP_SAVE"},
+                                       description="Send the sliders as overrides of what the description chose")
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        if not s.text_prompt.strip():
+            return _fail(self, "Describe the person first (e.g. 'a tall old man in a red coat')")
+        if self.regenerate and not s.text_has_params:
+            return _fail(self, "Nothing to regenerate yet: Generate from the description first")
+        params = properties.text_avatar_params(s, self.regenerate)   # the encoder param picks the tier
+        return run_job(self, context, "text_avatar", params, None, s.avatar_name or "Avatar")
+
+
+class AVATARFORGE_OT_animate(bpy.types.Operator):
+    """Animate the target rig (or a new SMPL-24 armature) from the motion prompt"""
+    bl_idname = "avatarforge.animate"
+    bl_label = "Animate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        if not s.motion_prompt.strip():
+            return _fail(self, "Say what the body does (e.g. 'waves hello, then jumps')")
+        params = properties.motion_params(s)
+        try:
+            rig = motion_rig(context)
+            target = motion_target(context, rig)
+        except ImportFailed as exc:
+            return _fail(self, str(exc))
+        if target is not None:
+            params["target"] = target
+        return run_job(self, context, "text_motion", params, None, "Motion", rig)
+
+
+class AVATARFORGE_OT_import_motion(bpy.types.Operator):
+    """Import a .bvh or .npz motion through the backend onto the target rig"""
+    bl_idname = "avatarforge.import_motion"
+    bl_label = "Import Motion File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: bpy.props.StringProperty(default="*.bvh;*.npz", options={"HIDDEN"})
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"})
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        try:
+            rig = motion_rig(context)
+            params = api.motion_file_params(self.filepath, s.motion_file_fps or None)
+            target = motion_target(context, rig)
+        except ImportFailed as exc:
+            return _fail(self, str(exc))
+        if target is not None:
+            params["target"] = target
+        name = os.path.splitext(params["filename"])[0] or "Motion"
+        return run_job(self, context, "motion_import", params, None, name, rig)
 
 
 class AVATARFORGE_OT_generate_body(bpy.types.Operator):
@@ -241,8 +365,18 @@ class AVATARFORGE_OT_stop_backend(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def register() -> None:
+    TABLE.on_imported.append(_on_imported)
+
+
+def unregister() -> None:
+    if _on_imported in TABLE.on_imported:
+        TABLE.on_imported.remove(_on_imported)
+
+
 classes = (
-    AVATARFORGE_OT_generate_body, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job, AVATARFORGE_OT_import_result,
+    AVATARFORGE_OT_generate_body, AVATARFORGE_OT_generate_text_avatar, AVATARFORGE_OT_animate,
+    AVATARFORGE_OT_import_motion, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job, AVATARFORGE_OT_import_result,
     AVATARFORGE_OT_clear_jobs, AVATARFORGE_OT_reset_phenotypes, AVATARFORGE_OT_connect,
     AVATARFORGE_OT_disconnect, AVATARFORGE_OT_start_backend, AVATARFORGE_OT_stop_backend,
 )

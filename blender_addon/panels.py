@@ -69,6 +69,62 @@ class AVATARFORGE_PT_body(SidebarPanel, bpy.types.Panel):
             prefs.draw_wrapped(layout.box().column(align=True), operators.LAST_ERROR["message"], 40, icon="ERROR")
 
 
+class AVATARFORGE_PT_describe(SidebarPanel, bpy.types.Panel):
+    bl_label = "Describe the Person"
+    bl_idname = "AVATARFORGE_PT_describe"
+    bl_parent_id = "AVATARFORGE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.avatarforge
+        layout.prop(s, "text_prompt", text="", icon="TEXT")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(s, "text_encoder")
+        layout.prop(s, "text_seed")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("avatarforge.generate_text_avatar", text="Generate", icon="OUTLINER_OB_ARMATURE")
+        if s.text_has_params:
+            layout.label(text="Chosen parameters (edit, then Regenerate):")
+            col = layout.column(align=True)
+            for name, *_ in MAIN_PHENOTYPES:
+                col.prop(s, name, slider=True)
+            op = layout.operator("avatarforge.generate_text_avatar", text="Regenerate", icon="FILE_REFRESH")
+            op.regenerate = True
+
+
+class AVATARFORGE_PT_motion(SidebarPanel, bpy.types.Panel):
+    bl_label = "Motion"
+    bl_idname = "AVATARFORGE_PT_motion"
+    bl_parent_id = "AVATARFORGE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.avatarforge
+        layout.prop(s, "motion_prompt", text="", icon="ARMATURE_DATA")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column(align=True)
+        col.prop(s, "motion_seconds")
+        col.prop(s, "motion_fps")
+        col.prop(s, "motion_seed")
+        layout.prop(s, "motion_target")
+        try:
+            rig = operators.motion_rig(context)
+            layout.label(text=f"Animates: {rig.name}" if rig else "Animates: a new SMPL-24 armature",
+                         icon="OUTLINER_OB_ARMATURE")
+        except operators.ImportFailed as exc:
+            prefs.draw_wrapped(layout.column(align=True), str(exc), 40, icon="ERROR")
+        layout.prop(s, "motion_preset")
+        layout.prop(s, "motion_bone_map")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("avatarforge.animate", icon="PLAY")
+        layout.prop(s, "motion_file_fps")
+        layout.operator("avatarforge.import_motion", icon="IMPORT")
+
+
 def draw_job(layout: bpy.types.UILayout, record: JobRecord) -> None:
     box = layout.box()
     row = box.row(align=True)
@@ -116,7 +172,8 @@ def draw_status_bar(self: bpy.types.Header, context: bpy.types.Context) -> None:
     compat.progress_bar(row, record.fraction, f"AvatarForge {record.name}: {record.stage}{more}")
 
 
-classes = (AVATARFORGE_PT_main, AVATARFORGE_PT_body, AVATARFORGE_PT_jobs)
+classes = (AVATARFORGE_PT_main, AVATARFORGE_PT_body, AVATARFORGE_PT_describe, AVATARFORGE_PT_motion,
+           AVATARFORGE_PT_jobs)
 
 
 def register() -> None:

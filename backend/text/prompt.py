@@ -7,6 +7,9 @@ from typing import Any
 from avatarforge.protocol import ErrorCode, ProtocolError
 
 MAX_PROMPT_CHARS = 500     # CLIP reads 77 tokens; a prompt is a sentence or two, not a document
+# Format characters are fine (emoji are joined with U+200D) except the bidi
+# overrides, which can make a prompt display differently from what it says.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def clean_prompt(value: Any, field: str = "prompt") -> str:
@@ -25,7 +28,7 @@ def clean_prompt(value: Any, field: str = "prompt") -> str:
     if len(text) > MAX_PROMPT_CHARS:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: is {len(text)} characters; keep it to "
                             f"{MAX_PROMPT_CHARS} (a sentence or two)", field=field, limit=MAX_PROMPT_CHARS)
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in text):
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co") or c in BIDI_CONTROLS for c in text):
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: contains control or private-use characters",
                             field=field)
     return text

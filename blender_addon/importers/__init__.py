@@ -9,11 +9,12 @@ from typing import Any, Callable
 
 import bpy
 
-from . import rigged_avatar
+from . import motion, rigged_avatar
 from .common import ImportFailed
 
 Importer = Callable[..., Any]
-IMPORTERS: dict[str, Importer] = {rigged_avatar.KIND: rigged_avatar.import_artifact}
+IMPORTERS: dict[str, Importer] = {rigged_avatar.KIND: rigged_avatar.import_artifact,
+                                  motion.KIND: motion.import_artifact}
 
 
 def importer_for(artifact: Any) -> Importer:
@@ -26,9 +27,11 @@ def importer_for(artifact: Any) -> Importer:
 
 
 def import_artifacts(artifacts: list[Any], context: bpy.types.Context | None = None,
-                     job_id: str | None = None, name: str | None = None) -> list[Any]:
-    """Import each artifact; returns what each importer built (e.g. ImportedAvatar)."""
-    return [importer_for(a)(a, context, job_id=job_id, name=name) for a in artifacts]
+                     job_id: str | None = None, name: str | None = None,
+                     target: bpy.types.Object | None = None) -> list[Any]:
+    """Import each artifact; returns what each importer built (e.g. ImportedAvatar).
+    `target` is the rig a motion goes onto (None: the motion builds its own)."""
+    return [importer_for(a)(a, context, job_id=job_id, name=name, target=target) for a in artifacts]
 
 
-__all__ = ["IMPORTERS", "ImportFailed", "import_artifacts", "importer_for", "rigged_avatar"]
+__all__ = ["IMPORTERS", "ImportFailed", "import_artifacts", "importer_for", "motion", "rigged_avatar"]

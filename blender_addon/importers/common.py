@@ -239,7 +239,9 @@ ROLE_INPUTS: dict[str, tuple[str, bool]] = {
 SETTING_INPUTS = {"roughness": "Roughness", "metallic": "Metallic", "ior": "IOR",
                   "subsurface_weight": "Subsurface Weight", "specular_ior_level": "Specular IOR Level",
                   "emission_strength": "Emission Strength", "coat_weight": "Coat Weight",
-                  "sheen_weight": "Sheen Weight"}
+                  "sheen_weight": "Sheen Weight",
+                  # the names the style presets use (backend/text/styles.py)
+                  "specular": "Specular IOR Level", "subsurface": "Subsurface Weight", "coat": "Coat Weight"}
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -309,3 +311,176 @@ def principled_material(name: str, textures: Iterable[tuple[str, str, bytes]],
             if role == "emission":
                 bsdf.inputs["Emission Strength"].default_value = float(settings.get("emission_strength", 1.0))
     return mat
+
+
+# -- style presets --------------------------------------------------------------
+# The backend records a style preset in Material.settings (issue 4; the keys are
+# documented in backend/text/styles.py): {"style": "toon"|"anime"|"clay"|"metal"|
+# "realistic"|..., "shading": "principled"|"toon", "roughness", "metallic",
+# "specular", "subsurface", "coat", "outline", "outline_width", "toon_steps",
+# "saturation"}. Principled values go straight into the BSDF (SETTING_INPUTS);
+# the rest builds nodes (and an outline shell) below.
+SHADINGS = ("principled", "toon")
+TOON_SHADE = 0.55             # brightness of the darkest band
+TOON_FIRST_BAND = 0.35        # Layer Weight "Facing" where the first shade band starts
+TOON_LAST_BAND = 0.75         # ... and where the darkest one starts
+TOON_FLAT = {"toon": 0.4, "anime": 0.6}   # emission share: how flat (unlit) the colour reads
+DEFAULT_TOON_STEPS = 3
+DEFAULT_OUTLINE_WIDTH = 0.003  # metres
+STYLE_NODE = "AvatarForge {}"
+
+
+def shading_of(settings: dict[str, Any]) -> str | None:
+    """The shading a material's settings ask for (None: no style preset)."""
+    shading = settings.get("shading")
+    if shading is None and settings.get("style") in TOON_FLAT:
+        shading = "toon"
+    if shading is not None and shading not in SHADINGS:
+        raise ImportFailed(f"material shading '{shading}' is unknown to this add-on (it knows "
+                           f"{', '.join(SHADINGS)}); update the add-on to the backend's release")
+    return shading
+
+
+def _number(settings: dict[str, Any], key: str, default: float) -> float:
+    value = settings.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _socket(sockets: Any, identifier: str) -> Any:
+    return next(s for s in sockets if s.identifier == identifier)
+
+
+def _style_node(tree: bpy.types.NodeTree, kind: str, label: str, at: tuple[float, float]) -> Any:
+    node = tree.nodes.new(kind)
+    node.name = node.label = STYLE_NODE.format(label)
+    node.location = at
+    return node
+
+
+def _principled(tree: bpy.types.NodeTree) -> Any:
+    return next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+
+
+def insert_saturation(mat: bpy.types.Material, saturation: float) -> None:
+    """A Hue/Saturation node between the base colour (texture) and the BSDF."""
+    tree = compat.ensure_material_nodes(mat)
+    bsdf = _principled(tree)
+    base = bsdf.inputs["Base Color"]
+    node = _style_node(tree, "ShaderNodeHueSaturation", "Saturation", (bsdf.location.x - 250, bsdf.location.y - 450))
+    node.inputs["Saturation"].default_value = saturation
+    if base.links:
+        tree.links.new(base.links[0].from_socket, node.inputs["Color"])
+    else:
+        node.inputs["Color"].default_value = base.default_value
+    tree.links.new(node.outputs["Color"], base)
+
+
+def build_toon_nodes(mat: bpy.types.Material, settings: dict[str, Any]) -> None:
+    """NPR shading that renders the same way in EEVEE and Cycles.
+
+    EEVEE's usual cel set-up (Diffuse -> Shader to RGB -> ColorRamp) renders
+    black in Cycles, and Toon BSDF is only approximated in EEVEE, so the bands
+    come from the view instead of the lights: Layer Weight "Facing" -> a
+    constant ColorRamp of `toon_steps` bands multiplies the base colour (the
+    texture stays the source); the banded colour feeds the Principled BSDF (so
+    lights, roughness and metallic still act) and an Emission shader, mixed by
+    how flat the style is (anime flatter than toon). Every node here exists
+    and renders in both engines."""
+    tree = compat.ensure_material_nodes(mat)
+    links = tree.links
+    bsdf = _principled(tree)
+    output = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    x, y = bsdf.location.x, bsdf.location.y
+
+    facing = _style_node(tree, "ShaderNodeLayerWeight", "Facing", (x - 700, y + 350))
+    facing.inputs["Blend"].default_value = 0.5
+    ramp = _style_node(tree, "ShaderNodeValToRGB", "Toon Ramp", (x - 500, y + 350))
+    ramp.color_ramp.interpolation = "CONSTANT"
+    steps = max(2, int(_number(settings, "toon_steps", DEFAULT_TOON_STEPS) or DEFAULT_TOON_STEPS))
+    stops = ramp.color_ramp.elements
+    while len(stops) < steps:
+        stops.new(1.0)
+    for k, stop in enumerate(stops):
+        shade = 1.0 - (1.0 - TOON_SHADE) * k / (steps - 1)
+        span = (TOON_LAST_BAND - TOON_FIRST_BAND) * (k - 1) / max(steps - 2, 1)
+        stop.position = 0.0 if k == 0 else TOON_FIRST_BAND + span
+        stop.color = (shade, shade, shade, 1.0)
+    links.new(facing.outputs["Facing"], ramp.inputs["Fac"])
+
+    banded = _style_node(tree, "ShaderNodeMix", "Banded Colour", (x - 220, y + 250))
+    banded.data_type = "RGBA"
+    banded.blend_type = "MULTIPLY"
+    _socket(banded.inputs, "Factor_Float").default_value = 1.0
+    base = bsdf.inputs["Base Color"]
+    if base.links:   # the texture keeps driving the colour, through the bands
+        links.new(base.links[0].from_socket, _socket(banded.inputs, "A_Color"))
+    else:
+        _socket(banded.inputs, "A_Color").default_value = base.default_value
+    links.new(ramp.outputs["Color"], _socket(banded.inputs, "B_Color"))
+    links.new(_socket(banded.outputs, "Result_Color"), base)
+
+    emission = _style_node(tree, "ShaderNodeEmission", "Flat Colour", (x, y - 700))
+    links.new(_socket(banded.outputs, "Result_Color"), emission.inputs["Color"])
+    mix = _style_node(tree, "ShaderNodeMixShader", "Toon Mix", (x + 320, y))
+    mix.inputs["Fac"].default_value = _number(settings, "flat", TOON_FLAT.get(settings.get("style"), 0.4))
+    links.new(bsdf.outputs["BSDF"], mix.inputs[1])
+    links.new(emission.outputs["Emission"], mix.inputs[2])
+    links.new(mix.outputs["Shader"], output.inputs["Surface"])
+    output.location = (x + 540, y)
+
+
+def outline_material(name: str) -> bpy.types.Material:
+    """Black where the inverted hull shows its outer side, see-through where
+    it faces the camera: the Geometry node's Backfacing picks, which both
+    engines honour (Cycles ignores backface culling, so the flag alone would not do)."""
+    mat = bpy.data.materials.new(name)
+    tree = compat.ensure_material_nodes(mat)
+    for node in [n for n in tree.nodes if n.bl_idname != "ShaderNodeOutputMaterial"]:
+        tree.nodes.remove(node)
+    output = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    geometry = _style_node(tree, "ShaderNodeNewGeometry", "Geometry", (-600, 0))
+    black = _style_node(tree, "ShaderNodeEmission", "Outline Colour", (-350, 100))
+    black.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    clear = _style_node(tree, "ShaderNodeBsdfTransparent", "See Through", (-350, -100))
+    mix = _style_node(tree, "ShaderNodeMixShader", "Outline Mix", (-120, 0))
+    tree.links.new(geometry.outputs["Backfacing"], mix.inputs["Fac"])
+    tree.links.new(black.outputs["Emission"], mix.inputs[1])
+    tree.links.new(clear.outputs["BSDF"], mix.inputs[2])
+    tree.links.new(mix.outputs["Shader"], output.inputs["Surface"])
+    mat.use_backface_culling = True
+    return mat
+
+
+def add_outline(mesh_obj: bpy.types.Object, width: float) -> bpy.types.Modifier:
+    """An inverted-hull outline: a Solidify shell `width` metres outside the
+    (deformed) body with flipped normals and the outline material."""
+    mesh_obj.data.materials.append(outline_material(f"{mesh_obj.name}_outline"))
+    mod = mesh_obj.modifiers.new("AvatarForge Outline", "SOLIDIFY")
+    mod.thickness = width
+    mod.offset = 1.0
+    mod.use_flip_normals = True
+    mod.use_rim = False
+    mod.material_offset = len(mesh_obj.data.materials) - 1
+    return mod
+
+
+def apply_style(mat: bpy.types.Material, settings: dict[str, Any], mesh_obj: bpy.types.Object | None = None) -> None:
+    """The style preset in `settings` on `mat` (principled values are already
+    set by principled_material) and, for an outline, on `mesh_obj`; the preset
+    is recorded on the material as custom properties."""
+    shading = shading_of(settings)
+    if shading is None and "style" not in settings:
+        return
+    saturation = _number(settings, "saturation", 1.0)
+    if abs(saturation - 1.0) > 1e-6:
+        insert_saturation(mat, saturation)
+    if shading == "toon":
+        build_toon_nodes(mat, settings)
+    if settings.get("outline") is True and mesh_obj is not None:
+        add_outline(mesh_obj, _number(settings, "outline_width", 0.0) or DEFAULT_OUTLINE_WIDTH)
+    mat[PROP_PREFIX + "style"] = str(settings.get("style") or "")
+    mat[PROP_PREFIX + "shading"] = shading or "principled"
+    for key, value in settings.items():
+        if isinstance(value, (bool, int, float)) and key not in ("style", "shading"):
+            mat[PROP_PREFIX + "style_" + key] = value
+    mat[PROP_PREFIX + "style_settings"] = json.dumps(settings, sort_keys=True, default=_json_default)

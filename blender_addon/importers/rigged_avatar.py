@@ -4,7 +4,8 @@ Result: one collection per avatar holding an armature (bone local frames =
 the model's joint frames) and a skinned mesh child (UVs, one vertex group per
 joint, an Armature modifier, a Principled BSDF material with packed textures).
 Both objects carry the body model, its params and the provenance as custom
-properties.
+properties. A style preset in the material settings (toon, anime, clay,
+metal, realistic) is applied to the material (common.apply_style).
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def import_rigged_avatar(avatar: RiggedAvatar, context: bpy.types.Context | None
     common.check_rest_frames(skel.joint_names, skel.rest_matrices)
     for m in avatar.materials:
         common.check_png(f"{m.name} ({m.role})", m.png)
+        common.shading_of(m.settings)
     lap("checks")
 
     collection = common.new_collection(name, parent_collection or scene.collection)
@@ -91,6 +93,7 @@ def import_rigged_avatar(avatar: RiggedAvatar, context: bpy.types.Context | None
         material = common.principled_material(
             f"{name}_skin", [(m.role, f"{name}_{m.name}_{m.role}", m.png) for m in avatar.materials], settings)
         mesh.materials.append(material)
+        common.apply_style(material, settings, mesh_obj)
         common.stamp(material, KIND, {"body_model": avatar.body_model})
     lap("material")
 
@@ -100,8 +103,10 @@ def import_rigged_avatar(avatar: RiggedAvatar, context: bpy.types.Context | None
     return ImportedAvatar(rig, mesh_obj, collection, timings)
 
 
-def import_artifact(artifact: Any, context: bpy.types.Context | None = None, **kwargs: Any) -> ImportedAvatar:
-    """The importer registry's entry point (see importers/__init__.py)."""
+def import_artifact(artifact: Any, context: bpy.types.Context | None = None,
+                    target: bpy.types.Object | None = None, **kwargs: Any) -> ImportedAvatar:
+    """The importer registry's entry point (see importers/__init__.py). An
+    avatar is always built new: `target` (the rig a motion goes onto) does not apply."""
     if not isinstance(artifact, RiggedAvatar):
         raise common.ImportFailed(f"expected a RiggedAvatar, got {type(artifact).__name__}")
     return import_rigged_avatar(artifact, context, **kwargs)

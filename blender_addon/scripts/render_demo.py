@@ -1,5 +1,7 @@
 """The whole main job, headless: start a backend, generate the default avatar,
-save it and render it with Cycles on the CPU. `make demo` runs this.
+save it and render it with Cycles on the CPU; then animate it from a prompt
+(default 'waves hello, then jumps') and render a strip of frames of the
+motion side by side (out/demo_motion.png). `make demo` runs this.
 
     python render_demo.py --backend-python .venv/bin/python --store out/store \\
         --blend out/demo.blend --png out/demo.png                          # bpy wheel
@@ -14,7 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from addon_loader import load_addon, script_args  # noqa: E402
@@ -33,6 +38,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=320)
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--texture-size", type=int, default=1024)
+    p.add_argument("--motion-prompt", default="waves hello, then jumps",
+                   help="what the demo avatar does ('' skips the motion part)")
+    p.add_argument("--motion-seconds", type=float, default=4.0)
+    p.add_argument("--motion-png", default="out/demo_motion.png", help="the strip of rendered motion frames")
+    p.add_argument("--motion-frames", type=int, default=6, help="frames in the strip")
+    p.add_argument("--motion-size", default="160x240", help="width x height of each frame of the strip")
+    p.add_argument("--motion-samples", type=int, default=8)
     return p.parse_args(argv)
 
 
@@ -40,6 +52,83 @@ def empty_scene() -> bpy.types.Scene:
     """The startup file's cube, light and camera go: the demo stages its own."""
     bpy.data.batch_remove(list(bpy.data.objects))
     return bpy.context.scene
+
+
+def bounds_over_frames(scene: bpy.types.Scene, objects: list[bpy.types.Object],
+                       frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Corners of the box the objects fill over `frames` (a jump goes up, a wave out)."""
+    from avatarforge_addon import render_setup
+
+    boxes = []
+    for frame in frames:
+        scene.frame_set(frame)
+        boxes.append(render_setup.world_bounds(objects))
+    return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
+
+
+def frame_motion(scene: bpy.types.Scene, objects: list[bpy.types.Object], frames: list[int]) -> None:
+    """A camera that keeps the whole motion in view: render_setup.frame_front
+    fitted to a stand-in box of the motion's bounds (removed afterwards)."""
+    from avatarforge_addon import render_setup
+
+    lo, hi = bounds_over_frames(scene, objects, frames)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    box_mesh = bpy.data.meshes.new("demo bounds")
+    box_mesh.from_pydata(corners.tolist(), [], [])
+    box = bpy.data.objects.new("demo bounds", box_mesh)
+    scene.collection.objects.link(box)
+    try:
+        if scene.camera is not None:
+            old = scene.camera
+            scene.camera = None
+            bpy.data.objects.remove(old)
+        render_setup.frame_front(scene, [box])
+    finally:
+        bpy.data.objects.remove(box)
+        bpy.data.meshes.remove(box_mesh)
+
+
+def render_strip(scene: bpy.types.Scene, frames: list[int], path: str) -> None:
+    """Render each frame and write them side by side into one PNG."""
+    from avatarforge_addon import render_setup
+
+    tiles = []
+    with tempfile.TemporaryDirectory(prefix="af-demo-") as tmp:
+        for frame in frames:
+            scene.frame_set(frame)
+            tile = render_setup.render_still(scene, os.path.join(tmp, f"frame{frame:04d}.png"))
+            img = bpy.data.images.load(tile)
+            w, h = img.size
+            tiles.append(np.array(img.pixels[:], np.float32).reshape(h, w, 4))
+            bpy.data.images.remove(img)
+    strip = np.concatenate(tiles, axis=1)   # rows bottom-up, as Blender stores pixels
+    out = bpy.data.images.new("demo motion strip", strip.shape[1], strip.shape[0], alpha=True)
+    out.pixels.foreach_set(strip.ravel())
+    out.filepath_raw = path
+    out.file_format = "PNG"
+    out.save()
+    bpy.data.images.remove(out)
+
+
+def animate_demo(af: object, args: argparse.Namespace, address: str, scene: bpy.types.Scene,
+                 rig: bpy.types.Object, mesh: bpy.types.Object) -> None:
+    """Animate the demo avatar from the prompt and render out/demo_motion.png."""
+    t0 = time.perf_counter()
+    motion = af.animate(rig, args.motion_prompt, seconds=args.motion_seconds, fps=30.0, address=address,
+                        on_progress=af.print_progress)
+    print(f"demo: '{args.motion_prompt}': {motion.frame_end - motion.frame_start + 1} frames on {rig.name} "
+          f"in {time.perf_counter() - t0:.1f} s" + (f" ({motion.notes})" if motion.notes else ""), flush=True)
+    frames = np.linspace(motion.frame_start, motion.frame_end, max(1, args.motion_frames)).round().astype(int)
+    width, height = (int(v) for v in args.motion_size.lower().split("x"))
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.cycles.samples = args.motion_samples
+    frame_motion(scene, [mesh], frames.tolist())
+    t0 = time.perf_counter()
+    os.makedirs(os.path.dirname(os.path.abspath(args.motion_png)), exist_ok=True)
+    render_strip(scene, frames.tolist(), os.path.abspath(args.motion_png))
+    scene.frame_set(motion.frame_start)
+    print(f"demo: rendered {args.motion_png} (frames {', '.join(map(str, frames))}, {width}x{height} px, "
+          f"{args.motion_samples} samples) in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def main() -> int:
@@ -68,13 +157,15 @@ def main() -> int:
               f"in {t_generate:.1f} s", flush=True)
 
         addon.render_setup.stage_avatar(scene, [mesh], args.resolution, args.samples)
-        os.makedirs(os.path.dirname(os.path.abspath(args.blend)), exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.blend), compress=True)
-        print(f"demo: saved {args.blend}", flush=True)
         t0 = time.perf_counter()
         addon.render_setup.render_still(scene, os.path.abspath(args.png))
         print(f"demo: rendered {args.png} ({args.resolution} px, {args.samples} samples, Cycles CPU) "
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.motion_prompt:
+            animate_demo(af, args, address, scene, rig, mesh)
+        os.makedirs(os.path.dirname(os.path.abspath(args.blend)), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.blend), compress=True)
+        print(f"demo: saved {args.blend}", flush=True)
     except (af.ProtocolError, af.ImportFailed, addon.backend_process.BackendStartFailed) as exc:
         print(f"demo: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,31 @@
+"""The one function both motion pipelines (import, text -> motion) end with:
+arrays in, a complete Motion artifact out."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from avatarforge.protocol import Motion
+
+from .ops import foot_contacts
+from .retarget import TargetRig, retarget
+from .skeleton import forward_kinematics, reference_rest_positions
+
+
+def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[str, Any],
+                provenance: dict[str, Any], target: dict[str, Any] | TargetRig | None = None) -> Motion:
+    """A Motion with FK joints on the reference skeleton, foot contacts, the
+    reference rest positions and, when `target` (a normalised <target rig>) is
+    given, the tracks retargeted onto it."""
+    r = np.asarray(rotations, dtype=np.float32)
+    t = np.asarray(trans, dtype=np.float32)
+    if r.ndim != 3 or r.shape[1:] != (24, 3) or t.shape != (len(r), 3) or len(r) == 0:
+        raise ValueError(f"make_motion: rotations (T, 24, 3) and trans (T, 3), got {r.shape} and {t.shape}")
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(t))):
+        raise ValueError("make_motion: rotations and trans must be finite")
+    joints = forward_kinematics(r.astype(np.float64), t.astype(np.float64)).astype(np.float32)
+    return Motion(name=name, fps=float(fps), rotations=r, trans=t, joints=joints,
+                  contacts=foot_contacts(joints, fps), rest_positions=reference_rest_positions().astype(np.float32),
+                  retargeted=None if target is None else retarget(r, t, target),
+                  params=params, provenance=provenance)

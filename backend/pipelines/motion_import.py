@@ -1,0 +1,133 @@
+"""The `motion_import` job: a BVH or AMASS-style .npz file in, a Motion out
+(SMPL-24, Z up, metres), optionally resampled and retargeted onto a rig.
+
+Params (`normalise` validates every field):
+
+    data        the file's bytes (required, at most 256 MiB)
+    filename    its name (required): ".bvh" or ".npz" decides the format
+    fps         resample to this frame rate, 1..240 (default: keep the file's)
+    target      <target rig> (see backend/motion/retarget.normalise_target), optional
+    scale       BVH units -> metres, (0, 100] (default: guessed from the skeleton's height)
+
+One tier, "embedded": plain numpy/torch, nothing to download.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timezone
+from pathlib import PurePath
+from typing import Any
+
+from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES
+
+from .. import __version__
+from ..config import BackendConfig
+from .base import JobContext, Pipeline
+from .body import NAME_MAX, _bad, _number
+
+PARAM_NAMES = ("data", "filename", "fps", "target", "scale")
+MAX_BYTES = 256 * 1024 * 1024
+FPS_LIMITS = (1.0, 240.0)
+SCALE_LIMITS = (1e-5, 100.0)
+FORMATS = {".bvh": "bvh", ".npz": "npz"}
+
+
+def _motion_name(filename: str) -> str:
+    stem = PurePath(filename.replace("\\", "/")).stem.strip() or "motion"
+    return "".join(c for c in stem if c.isprintable())[:NAME_MAX] or "motion"
+
+
+class MotionImportPipeline(Pipeline):
+    name = "motion_import"
+    version = "1"
+
+    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
+        return {"embedded": {"available": True, "embedded": True, "formats": sorted(FORMATS)}}
+
+    def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
+        from ..motion.retarget import normalise_target
+
+        if not isinstance(params, dict):
+            raise _bad("params", "must be a map")
+        for key in params:
+            if key not in PARAM_NAMES:
+                raise _bad(str(key), f"unknown parameter of job 'motion_import'; allowed: {', '.join(PARAM_NAMES)}")
+        data = params.get("data")
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, bytes) or not data:
+            raise _bad("data", "must be the motion file's bytes (a non-empty binary value)")
+        if len(data) > MAX_BYTES:
+            raise _bad("data", f"at most {MAX_BYTES // (1024 * 1024)} MiB, got {len(data) / 2 ** 20:.1f} MiB")
+        filename = params.get("filename")
+        if not isinstance(filename, str) or not filename.strip():
+            raise _bad("filename", "must be the file's name, ending in .bvh or .npz")
+        suffix = PurePath(filename.replace("\\", "/")).suffix.lower()
+        if suffix not in FORMATS:
+            raise _bad("filename", f"unsupported format {suffix or '(no extension)'!r}; supported: "
+                       f"{', '.join(sorted(FORMATS))} (BVH, or an AMASS-style .npz of SMPL/SMPL-H/SMPL-X poses)")
+        fmt = FORMATS[suffix]
+        if fmt == "bvh" and not data.lstrip()[:9].upper().startswith(b"HIERARCHY"):
+            raise _bad("data", "line 1: a BVH file starts with HIERARCHY", line=1)
+        if fmt == "npz" and not data.startswith(b"PK"):
+            raise _bad("data", "not an .npz file (numpy's zip of arrays)")
+        out: dict[str, Any] = {"data": data, "filename": filename.strip(), "format": fmt}
+        fps = params.get("fps")
+        out["fps"] = None if fps is None else _number("fps", fps, *FPS_LIMITS)
+        scale = params.get("scale")
+        if scale is not None and fmt != "bvh":
+            raise _bad("scale", "only for BVH files (AMASS files are in metres)")
+        out["scale"] = None if scale is None else _number("scale", scale, *SCALE_LIMITS)
+        out["target"] = normalise_target(params.get("target"))
+        return out
+
+    def run(self, params: dict[str, Any], ctx: JobContext) -> list[Any]:
+        from ..motion.amass import amass_to_smpl
+        from ..motion.build import make_motion
+        from ..motion.bvh import bvh_to_smpl
+        from ..motion.ops import resample, resampled_frame_count
+        from ..motion.retarget import target_summary
+
+        started = time.monotonic()
+        ctx.progress(0.0, "reading")
+        if params["format"] == "bvh":
+            text = self._text(params["data"])
+            ctx.progress(0.05, "parsing BVH")
+            imported = bvh_to_smpl(text, params.get("scale"))
+        else:
+            ctx.progress(0.05, "reading npz")
+            imported = amass_to_smpl(params["data"])
+        rotations, trans, fps = imported.rotations, imported.trans, imported.fps
+        ctx.progress(0.5, "resampling")
+        if params.get("fps") is not None and abs(params["fps"] - fps) > 1e-6:
+            n = resampled_frame_count(len(rotations), fps, params["fps"])
+            if n > MAX_MOTION_FRAMES:
+                raise _bad("fps", f"resampling {len(rotations)} frames from {fps:g} to {params['fps']:g} fps gives "
+                           f"{n} frames; at most {MAX_MOTION_FRAMES}. Lower fps")
+            rotations, trans = resample(rotations, trans, fps, params["fps"])
+            fps = params["fps"]
+        ctx.progress(0.7, "retargeting" if params.get("target") else "forward kinematics")
+        request = {k: v for k, v in params.items() if k not in ("data", "target")}
+        request["target"] = target_summary(params.get("target"))
+        provenance = {"job": self.name, "pipeline_version": self.version, "avatarforge": __version__,
+                      "request": request, "source": {**imported.info, "filename": params["filename"],
+                                                     "sha256": hashlib.sha256(params["data"]).hexdigest(),
+                                                     "bytes": len(params["data"])},
+                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        motion_params = {"source_fps": imported.fps, "fps": fps, "format": params["format"]}
+        motion = make_motion(_motion_name(params["filename"]), fps, rotations, trans, motion_params, provenance,
+                             target=params.get("target"))
+        motion.provenance["seconds"] = round(time.monotonic() - started, 3)
+        ctx.progress(1.0, "done")
+        return [motion]
+
+    @staticmethod
+    def _text(data: bytes) -> str:
+        if b"\x00" in data[:65536]:
+            line = data[:data.index(b"\x00")].count(b"\n") + 1
+            raise _bad("data", f"line {line}: binary data in a BVH file", line=line)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")     # old exporters write Latin-1 joint names

@@ -1,0 +1,319 @@
+"""The `text_motion` job: a prompt in, a Motion out (AvatarCLIP M1 + M2).
+
+Params (normalise validates every field and fills defaults):
+
+    prompt    required text (backend/text/prompt.py rules)
+    seconds   duration, 0.5..60 (default 4)
+    fps       frame rate, 1..240 (default 30)
+    seed      0..2**32-1 (default 0): small variations of the key poses
+    encoder   "minilm" (default, tier "minilm") | "clip" (tier "clip": key poses
+              are also ranked by CLIP on stick-figure renders, as AvatarCLIP does)
+    target    <target rig> (optional): also retarget onto it (motion/retarget.py)
+
+The prompt is cut into an ordered list of actions (text/motion_prompt.py). Each
+becomes a segment of the motion: a clip from the user's motion library when one
+of its labels matches closely (motion/library.py), a procedural locomotion
+cycle (motion/locomotion.py), or an optimised pass through ranked key poses
+(motion/keyposes.py + motion/synthesis.py). Segments follow on from each other
+(each starts from the pose the previous one ended in).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from avatarforge.protocol import Motion
+
+from ..config import BackendConfig
+from ..models.text_encoder import ENCODER_NAMES, TextEncoder, load_text_encoder, minilm_available
+from ..motion import ops
+from ..motion.build import make_motion
+from ..motion.keyposes import KeyPose, authored_keyposes, grounded_trans, keypose, turn_clip, with_heading
+from ..motion.locomotion import locomotion
+from ..motion.retarget import normalise_target, target_summary
+from ..motion.synthesis import KeyTarget, synthesise
+from ..text.motion_prompt import MotionVocabulary, Segment, action_by_name, understand
+from ..text.prompt import clean_prompt
+from .base import JobContext, Pipeline
+from .body import SEED_MAX, _bad, _integer, _number
+
+PARAM_NAMES = ("prompt", "seconds", "fps", "seed", "encoder", "target", "name")
+DEFAULTS = {"seconds": 4.0, "fps": 30.0, "seed": 0, "encoder": "minilm"}
+SECONDS_RANGE = (0.5, 60.0)
+FPS_RANGE = (1.0, 240.0)
+NAME_MAX = 63
+POSE_MARGIN = 0.03          # candidates within this score of the best are passed through on the way to it
+MAX_CANDIDATES = 3
+BLEND_SECONDS = 0.25        # cross-fade into a locomotion cycle
+
+
+@dataclass
+class MotionPlan:
+    """What the generator made: arrays plus the decisions behind them."""
+    rotations: np.ndarray
+    trans: np.ndarray
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+_vocab_lock = threading.Lock()
+_vocabularies: dict[tuple[Any, ...], MotionVocabulary] = {}
+
+
+def motion_vocabulary(encoder: TextEncoder, library: Any = None) -> MotionVocabulary:
+    """The (cached) vocabulary of actions and key poses for an encoder, with
+    key poses sampled from the motion library when there is one."""
+    key = (encoder.name, encoder.version, id(encoder), None if library is None else library.signature)
+    with _vocab_lock:
+        if key not in _vocabularies:
+            poses: list[KeyPose] = list(authored_keyposes())
+            if library is not None:
+                poses += library.keyposes()
+            if encoder.name == "clip":             # AvatarCLIP: key poses also ranked on their renders
+                from ..motion.pose_render import ClipMotionVocabulary
+
+                _vocabularies[key] = ClipMotionVocabulary(encoder, poses)
+            else:
+                _vocabularies[key] = MotionVocabulary(encoder, poses)
+        return _vocabularies[key]
+
+
+def _frame_bounds(weights: list[float], frames: int) -> list[int]:
+    """Frame indices 0 = b0 < b1 < ... < bn = frames - 1 splitting the motion by `weights`."""
+    total = sum(weights)
+    cum = np.cumsum([0.0] + weights) / total
+    bounds = [int(round(c * (frames - 1))) for c in cum]
+    for i in range(1, len(bounds)):                       # every segment at least one frame step long
+        bounds[i] = max(bounds[i], bounds[i - 1] + 1)
+    bounds[-1] = frames - 1
+    return bounds
+
+
+def _pose_keys(seg: Segment, vocab: MotionVocabulary, seconds: float) -> tuple[list[KeyTarget], bool, list[str]]:
+    """Key poses for a key-pose segment and whether the progress term applies."""
+    by_name = {kp.name: kp for kp in vocab.keyposes}
+    choice = seg.choice
+    if choice.kind == "action":
+        action = action_by_name(choice.name)
+        names = list(action.keys)
+        period = action.period
+        if action.cycle:
+            per_cycle = len(names) * period
+            cycles = max(1, int((seconds - period) // per_cycle))
+            if per_cycle + period > seconds:             # even one cycle is too slow: play it faster
+                period = seconds / (len(names) + 1)
+            names = names * cycles
+            if by_name[names[-1]].airborne:              # land before the segment ends
+                names.append(names[0])
+            progress = False
+        else:
+            period = min(period, seconds / (len(names) + 0.5))
+            progress = True
+        keys = [_key(by_name[n], (i + 1) * period) for i, n in enumerate(names)]
+    else:
+        best = by_name[choice.name]
+        if best.airborne:                                 # a pose in the air is a jump into it
+            names = ["jump_crouch", "takeoff", best.name, "takeoff", "jump_crouch", "stand"]
+            period = min(0.2, seconds / 7)
+            return [_key(by_name[n], (i + 1) * period) for i, n in enumerate(names)], False, names
+        # Never pass through the best pose's mirror image (the other hand raised...): the prompt named a side.
+        mirror = _mirror_name(best.name)
+        pose_cands = [c for c in seg.ranked if c.kind == "pose" and c.score >= choice.score - POSE_MARGIN
+                      and not by_name[c.name].airborne and c.name != mirror][:MAX_CANDIDATES] if seg.matched else []
+        if choice.name not in [c.name for c in pose_cands]:
+            pose_cands.insert(0, choice)
+        # AvatarCLIP: pass through the candidates, ending on (and holding) the best one.
+        ordered = sorted(pose_cands, key=lambda c: c.score)
+        names = [c.name for c in ordered]
+        reach = min(seconds * 0.45, 1.2)
+        step = reach / len(names)
+        keys = [_key(by_name[n], (i + 1) * step) for i, n in enumerate(names)]
+        progress = True
+    last = keys[-1]
+    if last.time < seconds - 1e-3:                        # hold the final pose to the end
+        keys.append(KeyTarget(seconds, last.rotations, last.planted, False, 0.5, last.name))
+    keys = [k for k in keys if k.time <= seconds + 1e-6]
+    return keys, progress, names
+
+
+def _mirror_name(name: str) -> str:
+    for a, b in (("left", "right"), ("right", "left")):
+        if a in name:
+            return name.replace(a, b)
+    return name
+
+
+def _key(kp: KeyPose, time_s: float) -> KeyTarget:
+    return KeyTarget(time_s, kp.rotations, kp.planted, kp.airborne, 1.0, kp.name)
+
+
+def generate_motion(prompt: str, seconds: float, fps: float, seed: int, vocab: MotionVocabulary,
+                    library: Any = None, progress: Any = None) -> MotionPlan:
+    """The motion for a (clean) prompt: segments understood, generated one after another and joined."""
+    t0 = time.perf_counter()
+    segments = understand(prompt, vocab)
+    t_understand = time.perf_counter() - t0
+    frames = max(int(round(seconds * fps)) + 1, 2)     # at least a start and an end
+    segments = segments[:frames - 1]                  # at most one action per frame step
+    bounds = _frame_bounds([s.weight for s in segments], frames)
+    stand = keypose("stand").rotations
+    rot: np.ndarray | None = None
+    trans: np.ndarray | None = None
+    heading = 0.0                                         # radians the body has turned (turn actions)
+    summaries = []
+    for i, seg in enumerate(segments):
+        n = bounds[i + 1] - bounds[i]                     # frame steps in this segment
+        dur = n / fps
+        summary = seg.summary()
+        clip = library.match(seg.text, vocab.encoder) if library is not None else None
+        if clip is not None and clip.score >= seg.choice.score:     # ties: its own sampled poses
+            summary.update(action=clip.name, kind="clip", score=round(clip.score, 4))
+            part_r, part_t = turn_clip(*library.clip_frames(clip.name, fps, n + 1), heading)
+            rot, trans = _append_blended(rot, trans, part_r, part_t, fps)
+        elif seg.choice.kind == "gait":
+            blend = 0 if rot is None else max(1, int(round(BLEND_SECONDS * fps)))
+            loco = locomotion(action_by_name(seg.choice.name).gait or "walk", (n + blend) / fps, fps, seg.speed)
+            summary["speed_mps"] = round(loco.speed, 3)
+            loco_r, loco_t = turn_clip(loco.rotations, loco.trans, heading)
+            if rot is None:
+                rot, trans = loco_r, loco_t
+            else:
+                rot, trans = ops.concatenate([(rot, trans), (loco_r, loco_t)], blend_frames=blend)
+        else:
+            # Key-pose segments are made facing the default way (-Y) from the start pose
+            # turned back by the heading, then turned to the heading (no axis-angle wrap-around).
+            start_rot, start_trans = (stand, grounded_trans(stand)) if rot is None else (rot[-1], trans[-1])
+            start = (with_heading(start_rot, -heading), np.asarray(start_trans, np.float64))
+            turn = action_by_name(seg.choice.name).turn if seg.choice.kind == "action" else 0.0
+            if turn:
+                part_r, part_t = _turn_in_place(start, np.radians(turn), n, fps)
+                summary["key_poses"] = ["stand"]
+            else:
+                keys, use_progress, names = _pose_keys(seg, vocab, dur)
+                synth = synthesise(keys, dur, fps, start=start, progress=use_progress, seed=seed + i)
+                part_r, part_t = synth.rotations, synth.trans
+                summary["key_poses"] = names
+                summary["losses"] = {k: round(v, 6) for k, v in synth.losses.items()}
+            part_r, part_t = turn_clip(part_r, part_t, heading)
+            heading += np.radians(turn)
+            if rot is None:
+                rot, trans = part_r, part_t
+            else:
+                rot = np.concatenate([rot, part_r[1:]])
+                trans = np.concatenate([trans, part_t[1:]])
+        summaries.append(summary)
+        if progress is not None:
+            progress((i + 1) / len(segments), f"motion: {summary['action']}")
+    assert rot is not None and trans is not None
+    rot, trans = rot[:frames], trans[:frames]
+    summaries[-1]["final_heading_deg"] = round(float(np.degrees(heading)), 2)
+    return MotionPlan(np.asarray(rot, np.float32), np.asarray(trans, np.float32), summaries,
+                      {"understand_s": round(t_understand, 4), "total_s": round(time.perf_counter() - t0, 4)})
+
+
+def _turn_in_place(start: tuple[np.ndarray, np.ndarray], yaw: float, steps: int,
+                   fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """A turn on the spot by `yaw` radians over `steps` frame steps: the body
+    settles into the standing pose while its pelvis yaws along an eased curve
+    (composed as matrices: any angle, no wrap-around)."""
+    from ..motion import rotations
+
+    stand = keypose("stand").rotations
+    u = np.arange(steps + 1) / max(steps, 1)
+    ease = u * u * (3 - 2 * u)
+    settle = np.clip(u / 0.3, 0.0, 1.0)
+    pose_ = rotations.slerp_axis_angle(np.repeat(np.asarray(start[0], np.float64)[None], len(u), 0),
+                                       np.repeat(stand[None], len(u), 0), settle[:, None] * np.ones(24))
+    rot = np.stack([with_heading(p, yaw * e) for p, e in zip(pose_, ease)])
+    trans = np.repeat(np.asarray(start[1], np.float64)[None], len(u), 0)
+    trans[:, 2] += (grounded_trans(stand)[2] - trans[0, 2]) * settle
+    return rot.astype(np.float32), trans.astype(np.float32)
+
+
+def _append_blended(rot: np.ndarray | None, trans: np.ndarray | None, part_r: np.ndarray, part_t: np.ndarray,
+                    fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """A library clip after what came before: moved to start where it ended, cross-faded in."""
+    if rot is None:
+        return part_r, part_t
+    blend = min(max(1, int(round(BLEND_SECONDS * fps))), len(part_r) - 1)
+    extra_r = np.concatenate([part_r[:1].repeat(blend, 0), part_r])  # keep the length: the fade eats `blend` frames
+    extra_t = np.concatenate([part_t[:1].repeat(blend, 0), part_t])
+    out_r, out_t = ops.concatenate([(rot, trans), (extra_r, extra_t)], blend_frames=blend)
+    return out_r[:len(rot) + len(part_r) - 1], out_t[:len(rot) + len(part_r) - 1]
+
+
+class TextMotionPipeline(Pipeline):
+    name = "text_motion"
+    version = "1"
+
+    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
+        out = {"minilm": minilm_available()}
+        try:
+            from ..models.clip_model import clip_availability
+
+            out["clip"] = clip_availability(config)
+        except ImportError as exc:
+            out["clip"] = {"available": False, "reason": f"the CLIP tier is not installed ({exc})"}
+        return out
+
+    def tier_of(self, params: dict[str, Any]) -> str | None:
+        return params["encoder"]
+
+    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
+        from ..motion.library import open_library
+
+        versions = {self.name: self.version, "encoder": params["encoder"]}
+        library = open_library(config)
+        if library is not None:
+            versions["motion_library"] = library.signature
+        return versions
+
+    def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
+        if not isinstance(params, dict):
+            raise _bad("params", "must be a map")
+        for key in params:
+            if key not in PARAM_NAMES:
+                raise _bad(str(key), f"unknown parameter of job 'text_motion'; allowed: {', '.join(PARAM_NAMES)}")
+        if "prompt" not in params:
+            raise _bad("prompt", "is required: describe the motion, e.g. \"waves hello, then jumps\"")
+        out: dict[str, Any] = {"prompt": clean_prompt(params["prompt"])}
+        out["seconds"] = _number("seconds", params.get("seconds", DEFAULTS["seconds"]), *SECONDS_RANGE)
+        out["fps"] = _number("fps", params.get("fps", DEFAULTS["fps"]), *FPS_RANGE)
+        out["seed"] = _integer("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
+        encoder = params.get("encoder", DEFAULTS["encoder"])
+        if encoder not in ENCODER_NAMES:
+            raise _bad("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
+        out["encoder"] = encoder
+        out["target"] = normalise_target(params.get("target"))
+        name = params.get("name", "text_motion")
+        if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
+            raise _bad("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+        out["name"] = name.strip()
+        return out
+
+    def run(self, params: dict[str, Any], ctx: JobContext) -> list[Motion]:
+        from ..motion.library import open_library
+
+        ctx.progress(0.02, "loading the text encoder")
+        encoder = load_text_encoder(params["encoder"], ctx.config, ctx.device)
+        library = open_library(ctx.config)
+        vocab = motion_vocabulary(encoder, library)
+        ctx.progress(0.1, "understanding the prompt")
+        plan = generate_motion(params["prompt"], params["seconds"], params["fps"], params["seed"], vocab, library,
+                               progress=lambda f, stage: ctx.progress(0.1 + 0.8 * f, stage))
+        ctx.progress(0.92, "building the motion")
+        motion_params = {k: v for k, v in params.items() if k != "target"}
+        motion_params["target"] = target_summary(params["target"])
+        motion_params["text"] = {"prompt": params["prompt"], "segments": plan.segments}
+        provenance = {"pipeline": self.name, "version": self.version, "encoder": encoder.name,
+                      "encoder_version": encoder.version, "seed": params["seed"], "timings": plan.timings,
+                      "motion_library": None if library is None else library.signature}
+        motion = make_motion(params["name"], params["fps"], plan.rotations, plan.trans, motion_params, provenance,
+                             target=params["target"])
+        ctx.progress(1.0, "done")
+        return [motion]
+

@@ -1,0 +1,125 @@
+"""Text -> body shape (AvatarCLIP S1) with the embedded MiniLM encoder, and the SMPL tier
+on a synthetic SMPL file. The codebook embeddings are cached on disk once per machine."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from avatarforge.backend.cli import main
+from avatarforge.backend.config import BackendConfig
+from avatarforge.backend.models.anny_model import default_phenotypes, phenotype_names
+from avatarforge.backend.text import shape
+from avatarforge.protocol import ErrorCode, ProtocolError
+from tests.support.synthetic_smpl import write_synthetic_model
+
+DEFAULT = default_phenotypes()
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from avatarforge.backend.models.text_encoder import load_text_encoder
+
+    return load_text_encoder("minilm")
+
+
+def moved(est, name):
+    return est.phenotypes[name] - DEFAULT[name]
+
+
+def test_clear_prompts_move_the_right_phenotypes_only(encoder):
+    tall = shape.estimate_shape("a tall man", encoder)
+    assert tall.phenotypes["height"] > 0.6 and tall.phenotypes["gender"] < 0.3
+    assert abs(moved(tall, "age")) < 0.05 and abs(moved(tall, "weight")) < 0.05 and abs(moved(tall, "muscle")) < 0.05
+    old = shape.estimate_shape("an elderly woman", encoder)
+    assert old.phenotypes["age"] > 0.85 and old.phenotypes["gender"] > 0.7 and abs(moved(old, "height")) < 0.05
+    child = shape.estimate_shape("a little boy", encoder)
+    assert 0.1 < child.phenotypes["age"] < 0.45 and child.phenotypes["gender"] < 0.3
+    fat = shape.estimate_shape("an obese woman", encoder)
+    assert fat.phenotypes["weight"] > 0.6
+    strong = shape.estimate_shape("a muscular bodybuilder", encoder)
+    assert strong.phenotypes["muscle"] > 0.6
+    pregnant = shape.estimate_shape("a pregnant woman", encoder)
+    assert pregnant.local_changes.get("stomach-pregnant-incr", 0) > 0.5
+    for est in (tall, old, child, fat, strong, pregnant):
+        assert list(est.phenotypes) == list(phenotype_names()) and 0 <= est.confidence <= 1
+
+
+def test_weight_words_do_not_age_the_body(encoder):
+    assert abs(moved(shape.estimate_shape("an obese woman", encoder), "age")) < 0.05
+
+
+def test_tall_moves_height_and_nothing_else(encoder):
+    tall = shape.estimate_shape("a tall man", encoder)
+    for name in ("age", "weight", "muscle", "proportions"):
+        assert abs(moved(tall, name)) < 0.05, (name, tall.phenotypes)
+    assert tall.local_changes == {} and tall.details["attributes"]["height"]["chunk"] is not None
+
+
+def test_pregnant_woman_is_an_adult_female_with_the_belly(encoder):
+    est = shape.estimate_shape("a pregnant woman", encoder)
+    assert est.phenotypes["gender"] > 0.7 and 0.6 <= est.phenotypes["age"] <= 0.72, est.phenotypes
+    assert est.local_changes.get("stomach-pregnant-incr", 0) > 0.5
+    boy = shape.estimate_shape("a pregnant little boy", encoder)     # no pregnancy for a male child
+    assert "stomach-pregnant-incr" not in boy.local_changes
+
+
+def test_prompt_about_no_body_keeps_the_neutral_body(encoder):
+    est = shape.estimate_shape("a red car parked outside", encoder)
+    assert est.phenotypes == {k: float(v) for k, v in DEFAULT.items()} and est.local_changes == {}
+    assert est.confidence < 0.3
+
+
+def test_prompt_chunks_stay_inside_clauses():
+    texts = [c.text for c in shape.prompt_chunks("a tall, skinny old man in a red hoodie")]
+    assert "tall" in texts and "old man" in texts and "skinny old man" in texts
+    assert "tall skinny" not in texts and not any(t.endswith(" in") or t.startswith("a ") for t in texts)
+    assert shape.carrier("lanky") == "a lanky person" and shape.carrier("in her eighties") == "a person in her eighties"
+
+
+def test_words_never_listed_work_through_the_embeddings(encoder):
+    old = shape.estimate_shape("a woman in her eighties", encoder)
+    assert old.phenotypes["age"] > 0.85 and old.phenotypes["gender"] > 0.7
+
+
+def test_nothing_about_the_body_keeps_the_neutral_body_with_low_confidence(encoder):
+    for prompt in ("a person in a green raincoat", "a person"):
+        est = shape.estimate_shape(prompt, encoder)
+        for name in ("height", "weight", "muscle"):
+            assert abs(moved(est, name)) < 0.1, (prompt, name, est.phenotypes)
+        assert est.confidence < 0.5, (prompt, est.confidence)
+    assert shape.estimate_shape("a very tall, muscular man", encoder).confidence > 0.5
+
+
+def test_bad_prompts_and_non_ascii(encoder):
+    for bad in ("", "   ", "x" * 501, 42):
+        with pytest.raises(ProtocolError) as err:
+            shape.estimate_shape(bad, encoder)
+        assert err.value.code == ErrorCode.BAD_REQUEST and err.value.field == "prompt"
+    est = shape.estimate_shape("un homme très grand 👨 — 高い", encoder)
+    assert list(est.phenotypes) == list(phenotype_names()) and 0 <= est.confidence <= 1
+
+
+def test_smpl_tier_ranks_measured_descriptions(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATARFORGE_TEXT_CACHE", str(tmp_path / "cache"))
+    write_synthetic_model(tmp_path, "smpl", "neutral")
+    config = BackendConfig(models_dir=tmp_path)
+    tall = shape.estimate_shape("a very tall person", encoder, config, model="smpl")
+    short = shape.estimate_shape("a very short person", encoder, config, model="smpl")
+    assert len(tall.betas) == 10 and tall.to_json()["betas"] == tall.betas
+    from avatarforge.backend.models.smpl_model import load_smpl_model
+
+    body = load_smpl_model("smpl", config)
+    h = [shape.body_measurements(body.build({"betas": est.betas}).vertices)["height"] for est in (tall, short)]
+    assert h[0] > h[1] + 0.05                 # measured, whatever the betas mean
+    with pytest.raises(ProtocolError) as err:
+        shape.estimate_shape("a tall man", encoder, BackendConfig(models_dir=tmp_path / "none"), model="smpl")
+    assert err.value.code == ErrorCode.MODEL_MISSING
+
+
+def test_cli_prints_the_estimate_as_json(capsys):
+    assert main(["text2shape", "a tall, skinny old man in a red hoodie and blue jeans", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"model", "phenotypes", "local_changes", "confidence"} and out["model"] == "anny"
+    assert out["phenotypes"]["age"] > 0.85 and out["phenotypes"]["gender"] < 0.3 and out["phenotypes"]["weight"] < 0.4
+    assert main(["text2shape", "   "]) == 2
