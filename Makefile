@@ -13,7 +13,7 @@ BVENV := .venv-blender
 BVENV42 := .venv-blender-4.2
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env bench bench-import addon vendor clean
+.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env bench bench-import bench-keyframes addon vendor clean
 
 backend-env: $(VENV)/.installed
 blender-env: $(BVENV)/.installed
@@ -49,6 +49,11 @@ test: test-backend test-blender
 bench: backend-env
 	$(VENV)/bin/python bench/protocol.py
 	$(VENV)/bin/python bench/body.py
+	$(VENV)/bin/python bench/text_to_shape.py
+	$(VENV)/bin/python bench/text_to_shape.py --data bench/data/text_to_shape_holdout.json
+	$(VENV)/bin/python bench/text_avatar.py
+	$(VENV)/bin/python bench/text_to_motion.py
+	$(VENV)/bin/python bench/motion_import.py
 
 # The add-on's installable zips (dist/), one per Blender line.
 addon: blender-env
@@ -70,7 +75,6 @@ bench-import: backend-env blender-env vendor
 	$(BVENV)/bin/python bench/import_speed.py --backend-python $(VENV)/bin/python
 
 # A 1,000-frame motion keyed onto the Anny rig (bulk F-curves); target < 1 s.
-.PHONY: bench-keyframes
 bench-keyframes: backend-env blender-env vendor
 	$(BVENV)/bin/python bench/keyframe_import.py --backend-python $(VENV)/bin/python
 

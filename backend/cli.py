@@ -127,7 +127,8 @@ def cmd_motion_import(args: argparse.Namespace) -> int:
         print(f"{motion.name}: {motion.frames} frames at {motion.fps:g} fps ({motion.seconds:.2f} s) from "
               f"{src['format']} ({src.get('skeleton') or src.get('layout')}); root travels {travel:.2f} m"
               + (f"; retargeted onto {motion.retargeted.rig} ({len(motion.retargeted.bone_names)} bones)"
-                 if motion.retargeted else "") + (f" -> {args.out}" if args.out else ""))
+                 if motion.retargeted and motion.retargeted.rig != motion.REFERENCE_RIG else "")
+              + (f" -> {args.out}" if args.out else ""))
     return 0
 
 

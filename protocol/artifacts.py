@@ -245,6 +245,18 @@ class RetargetedTracks:
                    list(unmapped))
 
 
+def _smpl24_skeleton(value: Any, kind: str) -> Skeleton:
+    """A Skeleton wire map that must be SMPL's 24 joints, in SMPL order with SMPL's parents."""
+    if not isinstance(value, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{kind}: must be a map (a skeleton)", field=kind)
+    skeleton = Skeleton.from_wire(value, kind)
+    if skeleton.joint_names != list(SMPL24_JOINTS):
+        raise _bad(kind, "joint_names", "must be SMPL's 24 joint names in SMPL order")
+    if skeleton.parents.tolist() != list(SMPL24_PARENTS):
+        raise _bad(kind, "parents", "must be SMPL's 24-joint parents")
+    return skeleton
+
+
 @dataclass
 class Motion:
     """A motion on SMPL's 24 joints (DESIGN §5), Z up, metres.
@@ -253,17 +265,21 @@ class Motion:
     parent, in SMPL's joint frames (whose rest orientation is SMPL's Y-up world
     rotated into ours: see backend/models/axes.py); `trans[t]` is the pelvis
     joint's position in the Z-up world. `joints` are forward-kinematics
-    positions on the reference skeleton whose rest (T-pose) joint positions are
-    `rest_positions` (an importer can build an SMPL-24 armature from them);
-    `contacts` says whether the left/right foot is planted. `retargeted` is the
-    same motion on the requested target rig."""
+    positions on the reference skeleton `rest_skeleton`: SMPL's 24 joints in
+    SMPL order, each rest matrix = the SMPL joint frame in our world (rotation)
+    at the T-pose joint position (translation), so an importer builds an
+    SMPL-24 armature from it as it builds an avatar's. `contacts` says whether
+    the left/right foot is planted. `retargeted` is the motion as pose-bone
+    tracks, ready to key: on the requested target rig, or, when the request had
+    none, on the `rest_skeleton` armature itself (rig REFERENCE_RIG); the backend
+    always fills it, so an importer does no rotation math."""
     name: str
     fps: float
     rotations: np.ndarray                    # (T, 24, 3) float32 axis-angle
     trans: np.ndarray                        # (T, 3) float32
     joints: np.ndarray | None = None         # (T, 24, 3) float32
     contacts: np.ndarray | None = None       # (T, 2) bool: left foot, right foot
-    rest_positions: np.ndarray | None = None  # (24, 3) float32 reference skeleton, T-pose, Z up
+    rest_skeleton: Skeleton | None = None     # SMPL-24 reference skeleton (24 joints, SMPL order)
     retargeted: RetargetedTracks | None = None
     params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -271,6 +287,8 @@ class Motion:
 
     KIND: ClassVar[str] = "motion"
     JOINT_NAMES: ClassVar[tuple[str, ...]] = SMPL24_JOINTS
+    # RetargetedTracks.rig of tracks made for the rest_skeleton armature itself (no target rig).
+    REFERENCE_RIG: ClassVar[str] = "smpl24"
 
     @property
     def frames(self) -> int:
@@ -289,8 +307,8 @@ class Motion:
             out["joints"] = self.joints.astype(np.float32)
         if self.contacts is not None:
             out["contacts"] = self.contacts.astype(np.bool_)
-        if self.rest_positions is not None:
-            out["rest_positions"] = self.rest_positions.astype(np.float32)
+        if self.rest_skeleton is not None:
+            out["rest_skeleton"] = self.rest_skeleton.to_wire()
         if self.retargeted is not None:
             out["retargeted"] = self.retargeted.to_wire()
         return out
@@ -310,14 +328,15 @@ class Motion:
         contacts = None
         if d.get("contacts") is not None:
             contacts = _array(d, k, "contacts", np.bool_, (n, 2))
-        rest = _array(d, k, "rest_positions", np.float32, (24, 3)) if d.get("rest_positions") is not None else None
+        rest = _smpl24_skeleton(d["rest_skeleton"], f"{k}.rest_skeleton") \
+            if d.get("rest_skeleton") is not None else None
         retargeted = None
         if d.get("retargeted") is not None:
             if not isinstance(d["retargeted"], dict):
                 raise _bad(k, "retargeted", "must be a map")
             retargeted = RetargetedTracks.from_wire(d["retargeted"], n, f"{k}.retargeted")
         return cls(name=_name(d, k, "motion"), fps=fps, rotations=rot, trans=trans, joints=joints,
-                   contacts=contacts, rest_positions=rest, retargeted=retargeted, params=_dict(d, k, "params"),
+                   contacts=contacts, rest_skeleton=rest, retargeted=retargeted, params=_dict(d, k, "params"),
                    provenance=_dict(d, k, "provenance"))
 
 

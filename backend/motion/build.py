@@ -9,15 +9,16 @@ import numpy as np
 from avatarforge.protocol import Motion
 
 from .ops import foot_contacts
-from .retarget import TargetRig, retarget
-from .skeleton import forward_kinematics, reference_rest_positions
+from .retarget import TargetRig, reference_rig, retarget
+from .skeleton import forward_kinematics, reference_skeleton
 
 
 def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[str, Any],
                 provenance: dict[str, Any], target: dict[str, Any] | TargetRig | None = None) -> Motion:
     """A Motion with FK joints on the reference skeleton, foot contacts, the
-    reference rest positions and, when `target` (a normalised <target rig>) is
-    given, the tracks retargeted onto it."""
+    reference skeleton itself (rest_skeleton) and pose-bone tracks: retargeted
+    onto `target` (a normalised <target rig>) when given, else onto the
+    reference skeleton's own SMPL-24 armature, so an importer only keys them."""
     r = np.asarray(rotations, dtype=np.float32)
     t = np.asarray(trans, dtype=np.float32)
     if r.ndim != 3 or r.shape[1:] != (24, 3) or t.shape != (len(r), 3) or len(r) == 0:
@@ -26,6 +27,6 @@ def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[
         raise ValueError("make_motion: rotations and trans must be finite")
     joints = forward_kinematics(r.astype(np.float64), t.astype(np.float64)).astype(np.float32)
     return Motion(name=name, fps=float(fps), rotations=r, trans=t, joints=joints,
-                  contacts=foot_contacts(joints, fps), rest_positions=reference_rest_positions().astype(np.float32),
-                  retargeted=None if target is None else retarget(r, t, target),
+                  contacts=foot_contacts(joints, fps), rest_skeleton=reference_skeleton(),
+                  retargeted=retarget(r, t, reference_rig() if target is None else target),
                   params=params, provenance=provenance)

@@ -34,13 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from avatarforge.protocol import SMPL24_JOINTS, ErrorCode, ProtocolError, RetargetedTracks
+from avatarforge.protocol import SMPL24_JOINTS, ErrorCode, Motion, ProtocolError, RetargetedTracks
 
 from . import rigs
 from . import rotations as rot
-from .skeleton import PARENTS, REST_ROTATION, J, forward_kinematics, reference_rest_positions
+from .skeleton import (PARENTS, REST_ROTATION, J, forward_kinematics, reference_rest_matrices,
+                       reference_rest_positions)
 
 MAX_BONES = 2048
+REFERENCE_RIG = Motion.REFERENCE_RIG     # RetargetedTracks.rig of tracks on the reference skeleton's armature
 TARGET_KEYS = ("preset", "bone_names", "parents", "rest_matrices", "map")
 # SMPL joints whose bone direction (towards the child joint) is swing-corrected.
 SWING_CHILD = {f"{side}_{j}": f"{side}_{c}" for side in ("left", "right") for j, c in (
@@ -201,10 +203,16 @@ def default_rig(preset: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def smpl_armature() -> tuple[list[str], np.ndarray, np.ndarray]:
     """The SMPL-24 armature of the reference skeleton: every bone frame is SMPL's (REST_ROTATION)."""
-    rest = np.repeat(np.eye(4)[None], 24, axis=0)
-    rest[:, :3, :3] = REST_ROTATION
-    rest[:, :3, 3] = reference_rest_positions()
-    return list(SMPL24_JOINTS), PARENTS.copy(), rest
+    return list(SMPL24_JOINTS), PARENTS.copy(), reference_rest_matrices().copy()
+
+
+def reference_rig() -> TargetRig:
+    """The armature of Motion.rest_skeleton as a target (rig REFERENCE_RIG): what
+    a motion requested without a target rig is keyed on. Its frames are SMPL's,
+    so it is driven verbatim: the tracks are SMPL's rotations as quaternions and
+    the pelvis bone's `location` R_restᵀ (trans - rest pelvis)."""
+    names, parents, rest = smpl_armature()
+    return TargetRig(REFERENCE_RIG, names, parents, rest, rigs.preset_map("smpl", names), verbatim=True)
 
 
 def resolve_target(target: dict[str, Any], field: str = "target") -> TargetRig:
@@ -453,7 +461,7 @@ def target_summary(target: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 __all__ = ["TargetRig", "normalise_target", "resolve_target", "retarget", "rig_forward_kinematics",
-           "tracks_heads", "default_rig", "smpl_armature"]
+           "tracks_heads", "default_rig", "smpl_armature", "reference_rig", "REFERENCE_RIG"]
 
 
 # -- the other direction: a source skeleton (BVH...) onto SMPL-24 -------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarforge.protocol import SMPL24_JOINTS, SMPL24_PARENTS
+from avatarforge.protocol import SMPL24_JOINTS, SMPL24_PARENTS, Skeleton
 
 from ..models.axes import Y_UP_TO_Z_UP, y_up_to_z_up
 
@@ -47,6 +47,25 @@ def reference_rest_positions() -> np.ndarray:
     out = y_up_to_z_up(pts)
     out.setflags(write=False)
     return out
+
+
+@lru_cache(maxsize=1)
+def reference_rest_matrices() -> np.ndarray:
+    """(24, 4, 4) armature-space rest frames of the reference skeleton (Blender
+    `bone.matrix_local`): every rotation is the SMPL joint frame (REST_ROTATION),
+    every translation the T-pose joint position. An armature with these frames
+    takes SMPL's local rotations as pose-bone rotations verbatim."""
+    rest = np.repeat(np.eye(4)[None], NUM_JOINTS, axis=0)
+    rest[:, :3, :3] = REST_ROTATION
+    rest[:, :3, 3] = reference_rest_positions()
+    rest.setflags(write=False)
+    return rest
+
+
+def reference_skeleton() -> Skeleton:
+    """The reference skeleton as a protocol Skeleton (Motion.rest_skeleton)."""
+    return Skeleton(list(JOINT_NAMES), PARENTS.astype(np.int32),
+                    reference_rest_matrices().astype(np.float32))
 
 
 def reference_offsets(rest_positions: np.ndarray | None = None) -> np.ndarray:

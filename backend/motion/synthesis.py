@@ -239,7 +239,6 @@ def _synthesise(keys: Sequence[KeyTarget], seconds: float, fps: float, start: tu
     planted_t = torch.as_tensor(planted, dtype=dtype)
     still = planted_t[1:] * planted_t[:-1]                     # planted on both frames of a step
     grounded = torch.as_tensor(lift == 0, dtype=dtype)
-    lift_t = torch.as_tensor(lift, dtype=dtype)
     target_rel = None
     last = int(key_idx[-1])
     if progress:

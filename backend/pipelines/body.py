@@ -21,68 +21,25 @@ files are in the models folder). The tier follows the `model` param.
 """
 from __future__ import annotations
 
-import difflib
 import importlib.util
-import math
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar, Skeleton
+from avatarforge.protocol import Material, RiggedAvatar, Skeleton
 
 from .. import __version__
 from ..config import BackendConfig
 from ..models.body_model import BODY_MODEL_NAMES, MAX_SKIN_WEIGHTS_K, BodyMesh, load_body_model
 from .base import JobContext, Pipeline
+from .params import NAME_MAX, SEED_MAX, _bad, _integer, _named_values, _number, check_param_names
 
 PARAM_NAMES = ("model", "phenotypes", "local_changes", "betas", "gender", "texture_size", "skin_weights_k",
                "seed", "name")
 ANNY_ONLY = ("phenotypes", "local_changes")
 SMPL_ONLY = ("betas", "gender")
 DEFAULTS = {"model": "anny", "texture_size": 1024, "skin_weights_k": 4, "seed": 0}
-SEED_MAX = 2 ** 32 - 1
-NAME_MAX = 63              # Blender's limit for object and data names
 SKIN_ROUGHNESS = 0.55
-
-
-def _bad(field: str, message: str, **details: Any) -> ProtocolError:
-    return ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: {message}", field=field, **details)
-
-
-def _number(field: str, value: Any, lo: float, hi: float) -> float:
-    """A finite real in [lo, hi] (bools are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(field, f"must be a number in [{lo:g}, {hi:g}], got {value!r}")
-    if not lo <= value <= hi:
-        raise _bad(field, f"must be in [{lo:g}, {hi:g}], got {value:g}")
-    return float(value)
-
-
-def _integer(field: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(field, f"must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise _bad(field, f"must be in [{lo}, {hi}], got {value}")
-    return int(value)
-
-
-def _named_values(field: str, value: Any, allowed: tuple[str, ...], lo: float, hi: float,
-                  what: str, list_all: bool) -> dict[str, float]:
-    """A {name: number} map whose names are in `allowed`, each value in [lo, hi]."""
-    if not isinstance(value, dict):
-        raise _bad(field, f"must be a map of {what} names to numbers in [{lo:g}, {hi:g}]")
-    out = {}
-    for name, v in value.items():
-        if not isinstance(name, str) or name not in allowed:
-            if list_all:
-                hint = f"{what} names: {', '.join(allowed)}"
-            else:
-                close = difflib.get_close_matches(str(name), allowed, n=5, cutoff=0.5)
-                hint = (f"did you mean {', '.join(close)}? " if close else "") + \
-                    f"({len(allowed)} names; the full list is in this error's details.allowed)"
-            raise _bad(f"{field}.{name}", f"not an Anny {what}; {hint}", allowed=list(allowed))
-        out[name] = _number(f"{field}.{name}", v, lo, hi)
-    return out
 
 
 class BodyPipeline(Pipeline):
@@ -132,11 +89,7 @@ class BodyPipeline(Pipeline):
 
     # -- params --------------------------------------------------------------------
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
-        if not isinstance(params, dict):
-            raise _bad("params", "must be a map")
-        for key in params:
-            if key not in PARAM_NAMES:
-                raise _bad(str(key), f"unknown parameter of job 'body'; allowed: {', '.join(PARAM_NAMES)}")
+        check_param_names(params, PARAM_NAMES, "body")
         model = params.get("model", DEFAULTS["model"])
         if model not in BODY_MODEL_NAMES:
             raise _bad("model", f"must be one of {', '.join(BODY_MODEL_NAMES)}, got {model!r}")

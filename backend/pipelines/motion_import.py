@@ -24,7 +24,7 @@ from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES
 from .. import __version__
 from ..config import BackendConfig
 from .base import JobContext, Pipeline
-from .body import NAME_MAX, _bad, _number
+from .params import NAME_MAX, _bad, _number, check_param_names
 
 PARAM_NAMES = ("data", "filename", "fps", "target", "scale")
 MAX_BYTES = 256 * 1024 * 1024
@@ -48,11 +48,7 @@ class MotionImportPipeline(Pipeline):
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
         from ..motion.retarget import normalise_target
 
-        if not isinstance(params, dict):
-            raise _bad("params", "must be a map")
-        for key in params:
-            if key not in PARAM_NAMES:
-                raise _bad(str(key), f"unknown parameter of job 'motion_import'; allowed: {', '.join(PARAM_NAMES)}")
+        check_param_names(params, PARAM_NAMES, "motion_import")
         data = params.get("data")
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)

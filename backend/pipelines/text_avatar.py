@@ -39,7 +39,8 @@ from ..models.text_encoder import ENCODER_NAMES, MINILM_PACKAGE, TextEncoder, lo
 from ..text.appearance import Appearance
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
-from .body import NAME_MAX, SEED_MAX, BodyPipeline, _bad, _integer, avatar_provenance, rigged_avatar
+from .body import BodyPipeline, avatar_provenance, rigged_avatar
+from .params import NAME_MAX, SEED_MAX, _bad, _integer, check_param_names
 
 PARAM_NAMES = ("prompt", "seed", "texture_size", "name", "encoder", "phenotypes", "local_changes")
 DEFAULTS = {"seed": 0, "texture_size": 1024, "encoder": "minilm", "name": "text_avatar"}
@@ -153,11 +154,7 @@ class TextAvatarPipeline(Pipeline):
 
     # -- params --------------------------------------------------------------------
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
-        if not isinstance(params, dict):
-            raise _bad("params", "must be a map")
-        for key in params:
-            if key not in PARAM_NAMES:
-                raise _bad(str(key), f"unknown parameter of job 'text_avatar'; allowed: {', '.join(PARAM_NAMES)}")
+        check_param_names(params, PARAM_NAMES, "text_avatar")
         if "prompt" not in params:
             raise _bad("prompt", "is required: describe the person, e.g. \"a tall woman in a red dress\"")
         out: dict[str, Any] = {"prompt": clean_prompt(params["prompt"])}

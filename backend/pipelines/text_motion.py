@@ -39,7 +39,7 @@ from ..motion.synthesis import KeyTarget, synthesise
 from ..text.motion_prompt import MotionVocabulary, Segment, action_by_name, understand
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
-from .body import SEED_MAX, _bad, _integer, _number
+from .params import SEED_MAX, _bad, _integer, _number, check_param_names
 
 PARAM_NAMES = ("prompt", "seconds", "fps", "seed", "encoder", "target", "name")
 DEFAULTS = {"seconds": 4.0, "fps": 30.0, "seed": 0, "encoder": "minilm"}
@@ -273,11 +273,7 @@ class TextMotionPipeline(Pipeline):
         return versions
 
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
-        if not isinstance(params, dict):
-            raise _bad("params", "must be a map")
-        for key in params:
-            if key not in PARAM_NAMES:
-                raise _bad(str(key), f"unknown parameter of job 'text_motion'; allowed: {', '.join(PARAM_NAMES)}")
+        check_param_names(params, PARAM_NAMES, "text_motion")
         if "prompt" not in params:
             raise _bad("prompt", "is required: describe the motion, e.g. \"waves hello, then jumps\"")
         out: dict[str, Any] = {"prompt": clean_prompt(params["prompt"])}

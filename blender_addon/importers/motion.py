@@ -1,23 +1,21 @@
 """Builds a Motion (protocol/artifacts.py) in the scene: one Action, keyed in bulk.
 
-Where the keys go:
-- a target rig (the armature chosen when the job was submitted): the
-  motion's `retargeted` tracks, per-bone `rotation_quaternion` (relative to the
-  bone's rest frame, in that frame) plus the root bone's `location`;
-  a rig whose bones are SMPL's 24 joints (built here earlier) also takes
-  the SMPL rotations directly;
-- no target: a new SMPL-24 armature built from `Motion.rest_positions`, each
-  bone's frame the SMPL joint frame (Y-up -> Z-up: local x = world x, local y
-  = world +Z, local z = world -Y; head at the rest position), so the SMPL
-  rotations go into `rotation_quaternion` verbatim (DESIGN §6) and the pelvis
-  position into the pelvis bone's `location`.
+The backend does all rotation math: every Motion carries `retargeted`, the
+pose-bone tracks to key (per-bone `rotation_quaternion`, relative to the bone's
+rest frame, in that frame, already sign-continuous, plus the root bone's
+`location`). Where they go:
+- a target rig (the armature chosen when the job was submitted, sent to the
+  backend as the job's target; an SMPL-24 armature built here earlier goes as
+  preset "smpl"): the tracks made for it;
+- no target: a new SMPL-24 armature built from `Motion.rest_skeleton` exactly
+  as an avatar's armature is built from its Skeleton, keyed with the tracks
+  the backend made for that armature (rig Motion.REFERENCE_RIG).
 
 Each F-curve is filled with keyframe_points.add(T) + foreach_set (no per-key
-inserts); quaternion keys are made sign-continuous so interpolation never
-takes the long way round. The Action is pushed to its own NLA track (earlier
-AvatarForge tracks on the rig are muted), the scene's fps (fps + fps_base
-for fractional rates) and frame range become the motion's, and the rig and
-Action record the source and parameters as custom properties.
+inserts). The Action is pushed to its own NLA track (earlier AvatarForge
+tracks on the rig are muted), the scene's fps (fps + fps_base for fractional
+rates) and frame range become the motion's, and the rig and Action record the
+source and parameters as custom properties.
 """
 from __future__ import annotations
 
@@ -29,20 +27,12 @@ import bpy
 import numpy as np
 
 from .. import compat
-from ..protocol import SMPL24_JOINTS, SMPL24_PARENTS, Motion, RetargetedTracks
+from ..protocol import Motion, RetargetedTracks
 from . import common
 
 KIND = Motion.KIND
 START_FRAME = 1
 TRACK_PREFIX = "AvatarForge"
-# The rest frame of every SMPL joint in our Z-up world: SMPL's Y-up world
-# rotated by +90° about X (the same matrix as backend/models/axes.py
-# Y_UP_TO_Z_UP; the add-on cannot import the backend). Columns: where the
-# joint's local x, y, z point: x -> +X, y -> +Z, z -> -Y.
-SMPL_JOINT_FRAME = np.array([[1.0, 0.0, 0.0],
-                             [0.0, 0.0, -1.0],
-                             [0.0, 1.0, 0.0]])
-SMPL_ROOT = SMPL24_JOINTS[0]
 
 
 @dataclass
@@ -72,32 +62,6 @@ class ImportedMotion:
         return f"{len(self.unmapped)} bones of {self.rig.name} are not driven by the motion: {shown}"
 
 
-# -- rotations ----------------------------------------------------------------
-def quaternions_from_axis_angle(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 4) unit quaternions w, x, y, z.
-    Written here because the add-on may not import the backend's rotation
-    module (backend/motion/rotations.py) and mathutils works one value at a time."""
-    rotvec = np.asarray(rotvec, np.float64)
-    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    # sin(a/2)/a -> 1/2 as a -> 0 (second-order Taylor term keeps small angles exact)
-    small = angle < 1e-6
-    scale = np.where(small, 0.5 - angle * angle / 48.0, np.sin(half) / np.where(small, 1.0, angle))
-    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
-
-
-def continuous_quaternions(q: np.ndarray) -> np.ndarray:
-    """(T, ..., 4) quaternions with signs flipped so each key has a
-    non-negative dot product with the previous one (q and -q are the same
-    rotation; linear interpolation between opposite signs would spin)."""
-    q = np.asarray(q, np.float64)
-    if len(q) < 2:
-        return q.copy()
-    dots = np.einsum("t...i,t...i->t...", q[1:], q[:-1])
-    flips = np.concatenate([np.ones_like(dots[:1]), np.where(dots < 0.0, -1.0, 1.0)], axis=0)
-    return q * np.cumprod(flips, axis=0)[..., None]
-
-
 # -- F-curves -----------------------------------------------------------------
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
@@ -125,7 +89,7 @@ def write_action(rig: bpy.types.Object, tracks: RetargetedTracks, name: str, sta
     action = bpy.data.actions.new(name)
     fcurves = compat.action_fcurves(rig, action)
     frames = start + np.arange(len(tracks.rotations), dtype=np.float64)
-    quats = continuous_quaternions(tracks.rotations)
+    quats = tracks.rotations          # sign-continuous from the backend: keyed as they are
     for b, bone in enumerate(tracks.bone_names):
         rig.pose.bones[bone].rotation_mode = "QUATERNION"
         path = _bone_path(bone, "rotation_quaternion")
@@ -138,52 +102,41 @@ def write_action(rig: bpy.types.Object, tracks: RetargetedTracks, name: str, sta
 
 
 # -- SMPL-24 ------------------------------------------------------------------
-def smpl_rest_matrices(rest_positions: np.ndarray) -> np.ndarray:
-    """(24, 4, 4) bone frames: the SMPL joint frame, head at the rest position."""
-    rest = np.tile(np.eye(4), (len(SMPL24_JOINTS), 1, 1))
-    rest[:, :3, :3] = SMPL_JOINT_FRAME
-    rest[:, :3, 3] = rest_positions
-    return rest
-
-
-def is_smpl24_rig(rig: bpy.types.Object) -> bool:
-    return all(name in rig.data.bones for name in SMPL24_JOINTS)
-
-
-def smpl_tracks(motion: Motion, rig: bpy.types.Object) -> RetargetedTracks:
-    """The SMPL rotations verbatim, and the pelvis position as the pelvis
-    bone's `location`: the head offset from rest, in the bone's rest frame."""
-    rest = np.array(rig.data.bones[SMPL_ROOT].matrix_local, np.float64)
-    root_locations = (motion.trans.astype(np.float64) - rest[:3, 3]) @ rest[:3, :3]   # R^T (p - head)
-    return RetargetedTracks("smpl24", list(SMPL24_JOINTS), quaternions_from_axis_angle(motion.rotations),
-                            SMPL_ROOT, root_locations, [])
-
-
-def build_smpl_rig(motion: Motion, name: str, context: Any) -> tuple[bpy.types.Object, bpy.types.Collection]:
-    if motion.rest_positions is None:
-        raise common.ImportFailed(f"motion '{motion.name}' has no rest_positions to build an SMPL-24 armature "
+def build_reference_rig(motion: Motion, name: str, context: Any) -> tuple[bpy.types.Object, bpy.types.Collection]:
+    """A new SMPL-24 armature from `motion.rest_skeleton` (bone frames = its rest matrices)."""
+    skel = motion.rest_skeleton
+    if skel is None:
+        raise common.ImportFailed(f"motion '{motion.name}' has no rest_skeleton to build an SMPL-24 armature "
                                   "from; select the rig to animate and submit again")
     collection = common.new_collection(name, context.scene.collection)
-    rig = common.build_armature(f"{name}_rig", SMPL24_JOINTS, np.asarray(SMPL24_PARENTS),
-                                smpl_rest_matrices(motion.rest_positions), collection, context.view_layer)
+    rig = common.build_armature(f"{name}_rig", skel.joint_names, skel.parents, skel.rest_matrices,
+                                collection, context.view_layer)
     return rig, collection
 
 
 # -- the importer ---------------------------------------------------------------
 def tracks_for(motion: Motion, rig: bpy.types.Object) -> RetargetedTracks:
-    """The keys for an existing rig: the backend's retargeted tracks, or the
-    SMPL rotations when the rig is SMPL-24 and nothing was retargeted."""
+    """The backend's tracks for `rig`, refused when they drive bones it lacks."""
     tracks = motion.retargeted
     if tracks is None:
-        if is_smpl24_rig(rig):
-            return smpl_tracks(motion, rig)
-        raise common.ImportFailed(f"motion '{motion.name}' was not retargeted to '{rig.name}' (the request had no "
-                                  "target rig); submit it again with the rig selected")
+        raise common.ImportFailed(f"motion '{motion.name}' carries no tracks to key on '{rig.name}' (made by an "
+                                  "older backend?); submit it again with the rig selected")
     missing = [b for b in tracks.bone_names if b not in rig.data.bones]
     if missing:
         raise common.ImportFailed(f"motion '{motion.name}' was retargeted to a rig with bones '{rig.name}' lacks "
                                   f"({', '.join(missing[:10])}); submit it again with this rig selected")
     return tracks
+
+
+def check_reference_tracks(motion: Motion) -> None:
+    """With no target rig, the tracks must be the ones made for the rest_skeleton armature."""
+    tracks = motion.retargeted
+    if tracks is None:
+        raise common.ImportFailed(f"motion '{motion.name}' carries no tracks to key (made by an older backend?); "
+                                  "update the backend and submit again")
+    if tracks.rig != Motion.REFERENCE_RIG:
+        raise common.ImportFailed(f"motion '{motion.name}' was retargeted to a '{tracks.rig}' rig; select that rig "
+                                  "to animate it, or submit again with no rig selected")
 
 
 def set_scene_timing(scene: bpy.types.Scene, fps: float, start: int, frames: int) -> None:
@@ -227,9 +180,10 @@ def import_motion(motion: Motion, context: Any = None, name: str | None = None, 
         rig, built = target, False
         tracks = tracks_for(motion, rig)
     else:
-        rig, collection = build_smpl_rig(motion, name, context)
+        check_reference_tracks(motion)            # before building anything
+        rig, collection = build_reference_rig(motion, name, context)
         built = True
-        tracks = smpl_tracks(motion, rig)
+        tracks = tracks_for(motion, rig)
         common.stamp(rig, KIND, {"body_model": "smpl24", "skeleton": "smpl24"})
     timings["rig"] = time.perf_counter() - t0
 

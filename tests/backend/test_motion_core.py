@@ -12,7 +12,7 @@ from avatarforge.backend.motion import ops
 from avatarforge.backend.motion import rotations as R
 from avatarforge.backend.motion.build import make_motion
 from avatarforge.backend.motion.skeleton import J, forward_kinematics, reference_rest_positions, rest_trans
-from avatarforge.protocol import Motion
+from avatarforge.protocol import SMPL24_JOINTS, Motion
 
 RNG = np.random.default_rng(7)
 
@@ -152,10 +152,13 @@ def test_foot_contacts_follow_the_lifted_foot():
 def test_make_motion_is_complete_and_wire_safe():
     rot, trans = spinning_walk(31, 30.0)
     m = make_motion("walk", 30.0, rot, trans, {"a": 1}, {"source": "test"})
-    assert m.joints.shape == (31, 24, 3) and m.contacts.shape == (31, 2) and m.rest_positions.shape == (24, 3)
+    assert m.joints.shape == (31, 24, 3) and m.contacts.shape == (31, 2)
+    assert m.rest_skeleton.joint_names == list(SMPL24_JOINTS) and m.rest_skeleton.rest_matrices.shape == (24, 4, 4)
     assert np.allclose(m.joints[:, 0], trans, atol=1e-6)
     back = Motion.from_wire(m.to_wire())
-    assert np.allclose(back.rotations, m.rotations) and back.retargeted is None
+    assert np.allclose(back.rotations, m.rotations)
+    assert np.array_equal(back.rest_skeleton.rest_matrices, m.rest_skeleton.rest_matrices)
+    assert back.retargeted.rig == "smpl24" and back.retargeted.bone_names == list(SMPL24_JOINTS)
     data = json.loads(json.dumps(ops.motion_json(m)))
     assert data["fps"] == 30.0 and len(data["joint_names"]) == 24
     assert np.array(data["joints"]).shape == (31, 24, 3) and np.array(data["poses"]).shape == (31, 24, 3)

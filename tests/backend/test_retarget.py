@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from avatarforge.backend.motion import rigs
 from avatarforge.backend.motion import rotations as R
@@ -130,6 +131,48 @@ def test_smpl_armature_is_driven_verbatim():
     assert np.allclose(np.abs(np.sum(tracks.rotations * R.axis_angle_to_quat(rot), axis=-1)), 1.0, atol=1e-5)
     names, parents, rest = smpl_armature()
     assert np.abs(tracks_heads(tracks, names, parents, rest) - forward_kinematics(rot, trans)).max() < 1e-5
+
+
+def test_motion_without_target_carries_tracks_for_its_reference_armature():
+    """No target rig: the tracks drive the rest_skeleton armature (what the add-on
+    builds) verbatim, sign-continuous, with the pelvis displacement as location."""
+    rot, trans = smpl_test_motion(30, seed=2)
+    angle = np.linspace(2.6, 3.6, 30)                     # crosses pi: the axis-angle (and quaternion) flips
+    axis = np.array([0.6, -0.48, 0.64])
+    rot[:, J["left_shoulder"]] = axis[None] * np.where(angle > np.pi, angle - 2 * np.pi, angle)[:, None]
+    motion = make_motion("wiggle", 30.0, rot, trans, {}, {})
+    tracks, skel = motion.retargeted, motion.rest_skeleton
+    assert tracks.rig == "smpl24" and tracks.bone_names == list(JOINT_NAMES) and tracks.root_bone == "pelvis"
+    assert skel.joint_names == list(JOINT_NAMES) and skel.parents.tolist() == PARENTS.tolist()
+    y_up_to_z_up = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])   # the SMPL joint frame in our world
+    assert np.allclose(skel.rest_matrices[:, :3, :3], y_up_to_z_up, atol=1e-7)
+    assert np.allclose(skel.rest_matrices[:, :3, 3], reference_rest_positions(), atol=1e-6)
+    raw = Rotation.from_rotvec(motion.rotations.reshape(-1, 3).astype(np.float64)).as_quat()[:, [3, 0, 1, 2]]
+    raw = raw.reshape(30, 24, 4)
+    assert (np.sum(raw[1:, J["left_shoulder"]] * raw[:-1, J["left_shoulder"]], axis=-1) < 0).any()
+    assert np.allclose(np.abs(np.sum(tracks.rotations * raw, axis=-1)), 1.0, atol=1e-5)      # same rotations
+    assert (np.sum(tracks.rotations[1:] * tracks.rotations[:-1], axis=-1) > 0).all()       # sign-continuous
+    expected_loc = (trans - reference_rest_positions()[0]) @ y_up_to_z_up                  # R_restᵀ (p - head)
+    assert np.allclose(tracks.root_locations, expected_loc, atol=1e-5)
+    heads = tracks_heads(tracks, skel.joint_names, skel.parents, skel.rest_matrices)
+    assert np.abs(heads - motion.joints).max() < 1e-4
+    back = Motion.from_wire(motion.to_wire())
+    assert back.retargeted.rig == "smpl24" and np.array_equal(back.rest_skeleton.parents, skel.parents)
+
+
+def test_motion_rest_skeleton_must_be_smpl24():
+    wire = make_motion("still", 30.0, np.zeros((2, 24, 3)), np.tile(rest_trans(), (2, 1)), {}, {}).to_wire()
+    for change, field in [(lambda s: s.update(joint_names=s["joint_names"][::-1]), "joint_names"),
+                          (lambda s: s["parents"].__setitem__(5, 0), "parents"),
+                          (lambda s: s.update(rest_matrices=s["rest_matrices"][:23]), "rest_matrices")]:
+        bad = {**wire, "rest_skeleton": {k: (v.copy() if isinstance(v, np.ndarray) else list(v))
+                                         for k, v in wire["rest_skeleton"].items()}}
+        change(bad["rest_skeleton"])
+        with pytest.raises(ProtocolError) as err:
+            Motion.from_wire(bad)
+        assert err.value.field == f"motion.rest_skeleton.{field}"
+    with pytest.raises(ProtocolError, match="rest_skeleton"):
+        Motion.from_wire({**wire, "rest_skeleton": [1, 2]})
 
 
 @pytest.mark.parametrize("preset", ["auto", "mixamo"])

@@ -1,8 +1,9 @@
 """The Motion importer and the Motion operators/API in real Blender.
 
 First on motions built here with known answers (no backend): an SMPL-24
-armature from rest_positions whose evaluated bone heads must follow forward
-kinematics written independently below; retargeted tracks on a hand-made rig.
+armature from rest_skeleton, keyed with tracks made here the way the backend
+makes them, whose evaluated bone heads must follow forward kinematics written
+independently below; retargeted tracks on a hand-made rig.
 Then end to end against the backend's `text_motion` and `motion_import` jobs:
 the evaluated heads against the backend's own FK (Motion.joints), and an
 Anny avatar that raises its wrist above its shoulder for a wave.
@@ -53,6 +54,40 @@ def smpl_fk(rotations: np.ndarray, trans: np.ndarray, rest: np.ndarray) -> np.nd
     return pos
 
 
+def quat_wxyz(rotvec: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle -> (..., 4) unit quaternions w, x, y, z."""
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    axis = rotvec / np.maximum(angle, 1e-12)
+    return np.concatenate([np.cos(angle / 2), axis * np.sin(angle / 2)], axis=-1)
+
+
+def sign_continuous(q: np.ndarray) -> np.ndarray:
+    """(T, ..., 4): each key's sign chosen to agree with the previous key's (the backend's promise)."""
+    q = q.copy()
+    for t in range(1, len(q)):
+        flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
+        q[t][flip] *= -1
+    return q
+
+
+def reference_tracks(protocol: Any, rotations: np.ndarray, trans: np.ndarray, rest: np.ndarray) -> Any:
+    """Tracks for the SMPL-24 armature of `rest` as the backend sends them: the
+    SMPL rotations verbatim (bone frame = joint frame) and the pelvis bone's
+    location = its displacement from rest, in its rest frame."""
+    quats = sign_continuous(quat_wxyz(rotations.astype(np.float64)))
+    location = (trans.astype(np.float64) - rest[0]) @ SMPL_FRAME          # SMPL_FRAMEᵀ (p - head), row-wise
+    return protocol.RetargetedTracks("smpl24", list(protocol.SMPL24_JOINTS), quats.astype(np.float32), "pelvis",
+                                     location.astype(np.float32), [])
+
+
+def reference_skeleton(protocol: Any, rest: np.ndarray) -> Any:
+    mats = np.tile(np.eye(4), (24, 1, 1))
+    mats[:, :3, :3] = SMPL_FRAME
+    mats[:, :3, 3] = rest
+    return protocol.Skeleton(list(protocol.SMPL24_JOINTS), np.array(SMPL_PARENTS, np.int32),
+                             mats.astype(np.float32))
+
+
 def synthetic_rest() -> np.ndarray:
     """A plausible standing skeleton (Z up, metres), T-pose-ish."""
     rng = np.random.default_rng(0)
@@ -80,7 +115,9 @@ def synthetic_motion(protocol: Any, frames: int = 30, fps: float = 29.97) -> Any
     trans = np.stack([0.3 * t[:, 0], -0.5 * t[:, 0], 0.95 + 0.1 * np.sin(4 * t[:, 0])], -1)
     rest = synthetic_rest()
     return protocol.Motion(name="wiggle", fps=fps, rotations=rot.astype(np.float32), trans=trans.astype(np.float32),
-                           joints=smpl_fk(rot, trans, rest).astype(np.float32), rest_positions=rest,
+                           joints=smpl_fk(rot, trans, rest).astype(np.float32),
+                           rest_skeleton=reference_skeleton(protocol, rest),
+                           retargeted=reference_tracks(protocol, rot, trans, rest),
                            params={"prompt": "wiggle", "seconds": 1.0},
                            provenance={"job": "synthetic", "seed": 3})
 
@@ -112,7 +149,7 @@ def test_smpl_armature_follows_forward_kinematics(addon: Any, clean_scene: Any, 
         bone = rig.data.bones[name]
         m = np.array(bone.matrix_local)
         np.testing.assert_allclose(m[:3, :3], SMPL_FRAME, atol=1e-6)
-        np.testing.assert_allclose(m[:3, 3], motion.rest_positions[j], atol=1e-6)
+        np.testing.assert_allclose(m[:3, 3], motion.rest_skeleton.rest_matrices[j, :3, 3], atol=1e-6)
         assert (bone.parent.name if bone.parent else None) == \
             (names[SMPL_PARENTS[j]] if j else None)
     for t in (0, 7, 16, 29):
@@ -140,28 +177,32 @@ def test_one_action_bulk_keys_nla_and_scene_timing(addon: Any, clean_scene: Any,
     assert json.loads(action["avatarforge_params"]) == {"prompt": "wiggle", "seconds": 1.0}
     assert json.loads(rig["avatarforge_motion_params"])["prompt"] == "wiggle"
     assert rig["avatarforge_body_model"] == "smpl24"
-    # Quaternion keys are sign-continuous (joint 16 crosses pi, where the raw conversion flips sign).
+    # The backend's tracks are keyed as sent: joint 16 crosses pi, where the raw conversion flips sign,
+    # and the keys keep the tracks' continuous signs.
     q = np.array([[fc.keyframe_points[t].co[1] for t in range(motion.frames)]
                   for fc in sorted((c for c in curves if 'left_shoulder' in c.data_path
                                     and c.data_path.endswith("rotation_quaternion")), key=lambda c: c.array_index)]).T
-    raw = addon.importers.motion.quaternions_from_axis_angle(motion.rotations[:, 16])
+    raw = quat_wxyz(motion.rotations[:, 16].astype(np.float64))
     assert (np.einsum("ti,ti->t", raw[1:], raw[:-1]) < 0).any(), "the test motion must contain a sign flip"
+    np.testing.assert_allclose(q, motion.retargeted.rotations[:, 16], atol=1e-7)
     assert (np.einsum("ti,ti->t", q[1:], q[:-1]) > 0).all()
-    np.testing.assert_allclose(np.abs(np.einsum("ti,ti->t", q, raw)), 1.0, atol=1e-5)   # same rotations
 
 
 def test_second_motion_gets_its_own_track_and_plays(addon: Any, clean_scene: Any, motion: Any) -> None:
     imp = addon.importers.motion
     first = imp.import_motion(motion, bpy.context, name="First")
-    still = addon.protocol.Motion(name="still", fps=24.0, rotations=np.zeros((10, 24, 3), np.float32),
-                                  trans=np.repeat(motion.rest_positions[:1], 10, 0), provenance={"job": "synthetic"})
+    rest = motion.rest_skeleton.rest_matrices[:, :3, 3]
+    rotations, trans = np.zeros((10, 24, 3), np.float32), np.repeat(rest[:1], 10, 0)
+    still = addon.protocol.Motion(name="still", fps=24.0, rotations=rotations, trans=trans,
+                                  retargeted=reference_tracks(addon.protocol, rotations, trans, rest),
+                                  provenance={"job": "synthetic"})
     second = imp.import_motion(still, bpy.context, target=first.rig)
     assert second.rig == first.rig and not second.built_rig and second.action != first.action
     tracks = first.rig.animation_data.nla_tracks
     assert [t.mute for t in tracks] == [True, False]
     assert bpy.context.scene.render.fps == 24 and bpy.context.scene.frame_end == 10
     heads = evaluated_heads(first.rig, list(addon.protocol.SMPL24_JOINTS), 5)
-    np.testing.assert_allclose(heads, motion.rest_positions, atol=1e-5)   # the still rest pose plays
+    np.testing.assert_allclose(heads, rest, atol=1e-5)   # the still rest pose plays
 
 
 def test_retargeted_tracks_on_a_rig(addon: Any, clean_scene: Any) -> None:
@@ -171,7 +212,6 @@ def test_retargeted_tracks_on_a_rig(addon: Any, clean_scene: Any) -> None:
     rng = np.random.default_rng(2)
     q = rng.normal(size=(T, 3, 4))
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    q[5] *= -1                                                        # a sign flip the importer must smooth
     loc = rng.normal(size=(T, 3)).astype(np.float32) * 0.1
     tracks = protocol.RetargetedTracks("tube", ["root", "spine", "arm"], q.astype(np.float32), "root", loc, ["head"])
     motion = protocol.Motion(name="sway", fps=12.0, rotations=np.zeros((T, 24, 3), np.float32),
@@ -192,6 +232,11 @@ def test_retargeted_tracks_on_a_rig(addon: Any, clean_scene: Any) -> None:
     with pytest.raises(addon.importers.ImportFailed, match="spine"):
         addon.importers.motion.import_motion(motion, bpy.context, target=other.rig)
     assert len(bpy.data.actions) == n_actions
+    # No target: only tracks made for the motion's own SMPL-24 armature will do; nothing is built otherwise.
+    n_objects = len(bpy.data.objects)
+    with pytest.raises(addon.importers.ImportFailed, match="'tube' rig"):
+        addon.importers.motion.import_motion(motion, bpy.context)
+    assert len(bpy.data.objects) == n_objects
 
 
 def test_job_record_applies_motion_to_rig_chosen_at_submit(addon: Any, clean_scene: Any, motion: Any) -> None:
@@ -243,7 +288,7 @@ def walk(af: Any, backend: Any) -> Any:
 
 
 def test_text_motion_on_smpl_armature_matches_backend_fk(addon: Any, af: Any, clean_scene: Any, walk: Any) -> None:
-    assert walk.joints is not None and walk.rest_positions is not None
+    assert walk.joints is not None and walk.rest_skeleton is not None and walk.retargeted.rig == "smpl24"
     (built,) = af.import_artifacts([walk], name="Walk", job_id="walk-job")
     assert built.built_rig and bpy.context.scene.frame_end == walk.frames
     names = list(addon.protocol.SMPL24_JOINTS)
@@ -333,7 +378,7 @@ def test_import_npz_through_the_backend(addon: Any, af: Any, backend: Any, clean
     assert scene.render.fps / scene.render.fps_base == pytest.approx(25.0) and scene.frame_end == T
     action = rig.animation_data.nla_tracks[0].strips[0].action
     assert action["avatarforge_source"] == "motion_import: raise_arm.npz"
-    quats = addon.importers.motion.quaternions_from_axis_angle(poses.reshape(T, 24, 3))
+    quats = quat_wxyz(poses.reshape(T, 24, 3).astype(np.float64))
     for frame in (1, T // 2, T):
         scene.frame_set(frame)
         for j, name in ((16, "left_shoulder"), (4, "left_knee")):
