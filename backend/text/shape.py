@@ -19,13 +19,22 @@ e(entry) - e(neutral)), with e(neutral) the embedding of "a person". Two tiers:
   chunk about clothes scores on no body attribute. A chunk speaks for an
   attribute only when that attribute's best entry is (nearly) the chunk's best
   entry overall; its evidence for a level is that level's best score minus the
-  best of the background and the attribute's default level. An attribute moves
-  only when its evidence beats a margin (`MARGINS`, calibrated on chunks of
-  generated non-body text: `bench/text_to_shape.py --calibrate`), then the best
+  best of the background and the attribute's default level. A longer chunk
+  vetoes the words inside it when it matches a background entry (closely, or
+  clearly better than any level of the attribute: "old oak tree" is a tree, "fat
+  cat" a cat), unless those words are its head and the rest a phrase about them
+  ("man | with a beard"); it overrides their level only when it clearly says
+  another level itself ("teenage boy" over "boy"). An attribute moves
+  only when its evidence beats a margin (`MARGINS`, chosen on the dev prompts of
+  bench/data/text_to_shape_dev.json and checked once on the hold-out set), then the best
   levels on that side are blended by softmax weights. Local changes need
   stronger evidence and must be valid for the body (no pregnancy for men or
   children). Confidence comes from the evidence above the margins and is 0
   when nothing moved: a prompt about a red car keeps the neutral body.
+  Ages given in NUMBERS ("a 70-year-old man", "aged 8", "in his 40s", "a man
+  of 45", "seventy-five years old") are read explicitly (`numeric_age`) and
+  mapped onto Anny's age scale: a sentence encoder does not know what a number
+  means. Only numbers are read this way; words go through the embeddings.
 - Image tier (CLIP): every entry of a smaller image codebook is rendered once
   (neutral grey, front, render/body_render.py), the image embeddings are cached,
   and entries are ranked exactly as AvatarCLIP S1 (image minus neutral image vs
@@ -63,8 +72,8 @@ from .prompt import clean_prompt
 
 log = logging.getLogger(__name__)
 
-SHAPE_VERSION = "2"        # bump when the same prompt would give a different shape
-CODEBOOK_VERSION = "2"     # bump when the codebook's entries or sentences change
+SHAPE_VERSION = "3"        # bump when the same prompt would give a different shape
+CODEBOOK_VERSION = "3"     # bump when the codebook's entries or sentences change
 IMAGE_CODEBOOK_VERSION = "1"
 CODEBOOK_SEED = 20240
 NEUTRAL_TEXT = "a person"
@@ -74,6 +83,8 @@ MODELS = ("anny", "smpl")
 # see bench/text_to_shape.py).
 CHUNK_WORDS = 4            # longest n-gram of the prompt scored on its own
 SUPERSEDE_SCORE = 0.85     # a longer chunk this close to an entry overrides the chunks inside it
+VETO_SCORE = 0.6           # a chunk matching a background entry this well ...
+VETO_GAP = 0.03             # ... and this far above its best entry on an attribute vetoes the words inside
 ABOUT_DELTA = 0.06         # a chunk speaks for an attribute whose best entry is this close to its best overall
 PHENOTYPE_MARGIN = 0.12    # evidence (cosine over background/default) an attribute needs to move
 LOCAL_MARGIN = 0.2         # ... and a local change to appear
@@ -355,6 +366,23 @@ class _TextIndex:
     default_masks: list[np.ndarray]          # [attribute] -> (E,) bool: entries leaving it at its default
 
 
+def _default_masks(codebook: Codebook) -> list[np.ndarray]:
+    """[attribute] -> (E,) bool: entries that leave the attribute at its default level. A local
+    change that only an adult (or a woman) can have does not: "a person expecting a baby" says
+    an adult, so it is no reference against "baby" meaning a baby."""
+    masks = [codebook.levels[:, i] == a.default for i, a in enumerate(ATTRIBUTES)]
+    for attr in ATTRIBUTES:
+        change = attr.local_change
+        if change is None:
+            continue
+        present = codebook.levels[:, ATTR[attr.name]] != attr.default
+        if change.adults_only:
+            masks[ATTR["age"]] &= ~present
+        if change.female_only:
+            masks[ATTR["gender"]] &= ~present
+    return masks
+
+
 _lock = threading.Lock()
 _text_indexes: dict[tuple[str, str], _TextIndex] = {}
 
@@ -375,7 +403,7 @@ def _text_index(encoder: TextEncoder) -> _TextIndex:
                      for i, a in enumerate(ATTRIBUTES)]
             _text_indexes[key] = _TextIndex(codebook, arrays["neutral"],
                                             differential(arrays["sentences"], arrays["neutral"]), masks,
-                                            [codebook.levels[:, i] == a.default for i, a in enumerate(ATTRIBUTES)])
+                                            _default_masks(codebook))
         return _text_indexes[key]
 
 
@@ -430,6 +458,85 @@ def carrier(chunk: str) -> str:
     return _article(f"{chunk} person")
 
 
+# -- ages said in numbers ----------------------------------------------------------------
+# Numbers carry no meaning a sentence encoder can be trusted with ("a 70-year-old man" lands near
+# young adults in MiniLM), so an age given in numbers is read explicitly. This reads numbers only;
+# every word-level cue (nouns, "elderly", "in her eighties") still goes through the embeddings.
+
+# Anny's age scale is MakeHuman's: 1, 11, 25 and 90 years at 0, 1/3, 2/3 and 1, linear between.
+AGE_YEARS = (1.0, 11.0, 25.0, 90.0)
+AGE_VALUES = (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0)
+MAX_AGE_YEARS = 125
+
+_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split())
+         if w != "_"}
+_SPOKEN = re.compile(r"\b(?:(%s)(?:[\s-](%s))?|(%s)|a hundred(?: and (%s))?)\b" % (
+    "|".join(_TENS), "|".join(w for w in _UNITS if 0 < _UNITS[w] < 10), "|".join(_UNITS),
+    "|".join(_UNITS)))
+_PER_YEAR = {"year": 1.0, "yr": 1.0, "month": 12.0, "week": 52.0, "day": 365.0}
+_NOT_AGE_AFTER = r"(?!\s*(?:%|cm|mm|m|km|kg|g|lb|lbs|pounds?|feet|foot|ft|inch|inches|in\b|meters?|metres?|percent))"
+_AGE_PATTERNS = (
+    # "a 70-year-old man", "70 years old", "a 6-month-old baby", "aged 30 years old"
+    re.compile(r"\b(\d{1,3})\s*[- ]?\s*(year|yr|month|week|day)s?\s*[- ]?\s*old\b"),
+    re.compile(r"\b(\d{1,3})\s*(?:years?|yrs?)\s+of\s+age\b"),
+    re.compile(r"\b(\d{1,3})\s*(?:yo|y/o|y\.o\.)(?![a-z])"),
+    # "aged 8", "age 45", "at age 30", "of age 60"
+    re.compile(r"\bage[ds]?\s*(?:of\s+)?(\d{1,3})\b" + _NOT_AGE_AFTER),
+    # "a man of 45" (a bare number after "of", ending the phrase)
+    re.compile(r"\bof\s+(\d{1,3})(?=\s*(?:$|[,;.!?)]|and\b|with\b|in\b|wearing\b|who\b|dressed\b))"),
+    # "a woman, 62, in a coat"
+    re.compile(r"(?:^|,)\s*(\d{1,3})\s*(?=,|$)"),
+)
+# "in his 40s", "in her early 30s", "in their mid-70's"
+_DECADE = re.compile(r"\bin\s+(?:his|her|their|my|your|the|its)\s+(?:(early|mid|late)[\s-]*)?(\d)0\s*'?s\b")
+_DECADE_OFFSET = {"early": 2.0, "mid": 5.0, "late": 8.0, None: 5.0}
+
+
+@dataclass(frozen=True)
+class NumericAge:
+    years: float
+    value: float          # on Anny's scale
+    text: str             # the words that said it
+
+
+def years_to_anny_age(years: float) -> float:
+    """Anny's age value for an age in years (MakeHuman's piecewise-linear scale, clamped to [0, 1])."""
+    return float(np.interp(years, AGE_YEARS, AGE_VALUES))
+
+
+def _digits_for_spoken_numbers(text: str) -> str:
+    """'seventy-five-year-old' -> '75-year-old' (numbers below 120 said in English words)."""
+    def number(m: re.Match) -> str:
+        tens, unit, alone, hundred_unit = m.groups()
+        if tens:
+            return str(_TENS[tens] + (_UNITS[unit] if unit else 0))
+        if alone:
+            return str(_UNITS[alone])
+        return str(100 + (_UNITS[hundred_unit] if hundred_unit else 0))
+    return _SPOKEN.sub(number, text)
+
+
+def numeric_age(prompt: str) -> NumericAge | None:
+    """The age a prompt gives in numbers (digits or number words), or None. The first one wins."""
+    text = _digits_for_spoken_numbers(prompt.lower())
+    found: list[tuple[int, NumericAge]] = []
+    for pattern in _AGE_PATTERNS:
+        for m in pattern.finditer(text):
+            n = float(m.group(1))
+            unit = m.group(2) if pattern.groups >= 2 else "year"
+            years = n / _PER_YEAR[unit]
+            if 0 <= years <= MAX_AGE_YEARS:
+                found.append((m.start(), NumericAge(years, years_to_anny_age(years), m.group(0).strip(" ,"))))
+    for m in _DECADE.finditer(text):
+        decade = 10.0 * int(m.group(2))
+        if decade >= 10:
+            years = decade + _DECADE_OFFSET[m.group(1)]
+            found.append((m.start(), NumericAge(years, years_to_anny_age(years), m.group(0))))
+    return min(found, key=lambda f: f[0])[1] if found else None
+
+
 @dataclass
 class _AttributeChoice:
     value: float
@@ -444,6 +551,15 @@ def _containment(chunks: list[Chunk]) -> np.ndarray:
     return np.array([[a.within(b) for b in chunks] for a in chunks], dtype=bool).reshape(len(chunks), len(chunks))
 
 
+def _heads(chunks: list[Chunk]) -> np.ndarray:
+    """(C, C) bool: chunk i is all the words of chunk j before a phrase-opening word ("man" in "man
+    with a beard"): j says i and then something more about it, so j being about clothes does not
+    unsay i. ("tall" in "tall glass of lemonade" is not: the head there is "tall glass".)"""
+    opens = [[k for k, w in enumerate(c.text.split()) if k > 0 and w in _LEADING] for c in chunks]
+    return np.array([[bool(opens[j]) and a.within(b) and a.start == b.start and a.stop == b.start + opens[j][0]
+                      for j, b in enumerate(chunks)] for a in chunks], dtype=bool).reshape(len(chunks), len(chunks))
+
+
 def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) -> list[np.ndarray]:
     """Per attribute, (C, L) evidence of each chunk for each level: the level's best entry
     minus the best entry that leaves the attribute at its default, counted only
@@ -452,6 +568,7 @@ def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) 
     -inf otherwise."""
     best_any = scores.max(axis=1)
     inside = _containment(chunks)
+    head = _heads(chunks)
     confident = best_any >= SUPERSEDE_SCORE
     nothing = index.codebook.background[scores.argmax(axis=1)]     # its best entry is a background one
     out = []
@@ -463,12 +580,20 @@ def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) 
         reference = np.where(index.default_masks[i][None], scores, -np.inf).max(axis=1)
         about = level_best.max(axis=1) >= best_any - ABOUT_DELTA
         level = level_best.argmax(axis=1)
+        raw = level_best - reference[:, None]
+        clear = about & (raw[np.arange(len(chunks)), level] > _margin(attr)) & (level != attr.default)
         # A longer chunk that matches an entry closely decides for the words inside it when it is
-        # about no body at all ("short brown hair" vetoes "short") or says another level of this
-        # ("teenage boy" overrides "boy").
-        decides = confident[None, :] & (nothing[None, :] | (about[None, :] & (level[None, :] != level[:, None])))
-        about &= ~(inside & decides).any(axis=1)
-        evidence = np.where(about[:, None], level_best - reference[:, None], -np.inf)
+        # about no body at all ("short brown hair" vetoes "short") or itself clearly says another
+        # level of this ("teenage boy" overrides "boy"; "tiny old woman", which leans to no age
+        # level, does not unsay "old"). A chunk about something else whose best body entry on this
+        # attribute lies far below it vetoes too ("old oak tree" is a tree), unless the words
+        # inside are its head and the rest a phrase about them ("man | with a beard").
+        non_default = np.delete(level_best, attr.default, axis=1).max(axis=1)
+        unrelated = nothing & (best_any >= VETO_SCORE) & (best_any - non_default >= VETO_GAP)
+        decides = (confident[None, :] & (nothing[None, :] | (clear[None, :] & (level[None, :] != level[:, None])))) \
+            | unrelated[None, :]
+        about &= ~(inside & decides & ~head).any(axis=1)
+        evidence = np.where(about[:, None], raw, -np.inf)
         evidence[:, attr.default] = -np.inf
         out.append(evidence)
     return out
@@ -491,6 +616,14 @@ def _choose_level(attr: Attribute, evidence: np.ndarray, chunks: list[Chunk], ma
     chunk = chunks[int(np.argmax(evidence[:, best]))].text
     return _AttributeChoice(value, best, top_evidence, chunk,
                             {attr.level_names[k]: round(float(wi), 3) for wi, k in zip(w, top)})
+
+
+def _numeric_age_choice(age: NumericAge) -> _AttributeChoice:
+    """An age read from numbers is as clear as evidence gets (confidence: one EVIDENCE_SCALE above the margin)."""
+    attr = ATTRIBUTES[ATTR["age"]]
+    level = int(np.argmin(np.abs(np.asarray(attr.values) - age.value)))
+    return _AttributeChoice(round(age.value, 4), level, PHENOTYPE_MARGIN + EVIDENCE_SCALE, age.text,
+                            {f"{age.years:g} years": 1.0})
 
 
 def _confidence(excess: Sequence[float]) -> float:
@@ -536,6 +669,9 @@ def _rank_text(prompt: str, encoder: TextEncoder) -> tuple[dict[str, float], dic
     evidence = _chunk_evidence(scores, chunks, index)
     attributes, excess = {}, []
     choices = {attr.name: _choose_level(attr, evidence[i], chunks, _margin(attr)) for i, attr in enumerate(ATTRIBUTES)}
+    said_age = numeric_age(prompt)
+    if said_age is not None:
+        choices["age"] = _numeric_age_choice(said_age)
     for attr in ATTRIBUTES:
         if attr.phenotype is not None and _moved(choices[attr.name]):     # unmoved: the exact default
             phenotypes[attr.phenotype] = round(choices[attr.name].value, 4)

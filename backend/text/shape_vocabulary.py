@@ -98,8 +98,13 @@ NOUNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("teen", "male"): ("teenage boy", "teen boy", "adolescent boy", "high-school boy"),
     ("teen", "female"): ("teenage girl", "teen girl", "adolescent girl", "high-school girl"),
     ("teen", "unspecified"): ("teenager", "adolescent", "teen", "youth"),
-    ("young adult", "male"): ("man", "guy", "young man", "gentleman", "male", "fellow", "dude"),
-    ("young adult", "female"): ("woman", "lady", "young woman", "female", "gal"),
+    # Family words and gendered roles say a gender (and an adult) without saying an age level.
+    ("young adult", "male"): ("man", "guy", "young man", "gentleman", "male", "fellow", "dude", "father", "dad",
+                              "husband", "boyfriend", "groom", "king", "prince", "monk", "actor", "policeman",
+                              "sportsman", "waiter"),
+    ("young adult", "female"): ("woman", "lady", "young woman", "female", "gal", "mother", "mom", "wife",
+                                "girlfriend", "bride", "queen", "princess", "nun", "actress", "policewoman",
+                                "sportswoman", "waitress"),
     ("young adult", "unspecified"): ("person", "adult", "someone", "individual", "human", "figure", "young adult"),
     ("middle-aged", "male"): ("middle-aged man", "middle-aged gentleman", "mature man", "man in midlife"),
     ("middle-aged", "female"): ("middle-aged woman", "middle-aged lady", "mature woman", "woman in midlife"),
@@ -185,7 +190,7 @@ ACTIONS = ("walking", "running", "sitting", "waving", "reading a book", "dancing
            "laughing", "playing football", "cooking", "driving a car", "riding a horse", "singing", "jumping",
            "sleeping", "eating lunch", "looking up", "posing for a photo", "carrying a bag", "playing guitar")
 ROLES = ("teacher", "doctor", "nurse", "student", "chef", "pilot", "soldier", "police officer", "artist",
-         "musician", "tourist", "scientist", "farmer", "waiter", "firefighter", "programmer", "priest",
+         "musician", "tourist", "scientist", "farmer", "firefighter", "programmer", "priest",
          "detective", "knight", "wizard", "pirate", "cowboy", "astronaut", "clown")
 
 # Local changes marked adults_only need at least this age (Anny's scale: the teen level).

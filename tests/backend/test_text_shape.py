@@ -123,3 +123,38 @@ def test_cli_prints_the_estimate_as_json(capsys):
     assert set(out) == {"model", "phenotypes", "local_changes", "confidence"} and out["model"] == "anny"
     assert out["phenotypes"]["age"] > 0.85 and out["phenotypes"]["gender"] < 0.3 and out["phenotypes"]["weight"] < 0.4
     assert main(["text2shape", "   "]) == 2
+
+
+def test_ages_in_numbers_are_read_on_annys_scale():
+    assert [round(shape.years_to_anny_age(y), 4) for y in (0, 1, 11, 25, 90, 110)] == [0, 0, 0.3333, 0.6667, 1, 1]
+    read = {p: shape.numeric_age(p) for p in ("a 70-year-old man", "a man aged 8", "a woman in her 40s",
+                                             "a man of 45", "a seventy-five year old woman", "a 6-month-old baby",
+                                             "a man, 62, in a coat")}
+    assert {p: a.years for p, a in read.items()} == {
+        "a 70-year-old man": 70, "a man aged 8": 8, "a woman in her 40s": 45, "a man of 45": 45,
+        "a seventy-five year old woman": 75, "a 6-month-old baby": 0.5, "a man, 62, in a coat": 62}
+    for not_an_age in ("a group of 3 people", "a 6-foot man", "a man weighing 80 kg", "a man of 190 cm", "a tall man"):
+        assert shape.numeric_age(not_an_age) is None, not_an_age
+
+
+def test_numeric_ages_set_the_age_and_words_still_set_the_rest(encoder):
+    old = shape.estimate_shape("a 70-year-old man", encoder)
+    assert 0.85 <= old.phenotypes["age"] <= 0.95 and old.phenotypes["gender"] < 0.3
+    assert old.details["attributes"]["age"]["chunk"] == "70-year-old"
+    child = shape.estimate_shape("a chubby girl aged 8", encoder)
+    assert 0.15 < child.phenotypes["age"] < 0.3 and child.phenotypes["gender"] > 0.7 and child.phenotypes["weight"] > 0.6
+
+
+def test_words_about_a_thing_do_not_shape_the_body(encoder):
+    for prompt in ("an old castle on a hill", "a fat cat sleeping", "a strong cup of tea"):
+        est = shape.estimate_shape(prompt, encoder)
+        assert est.phenotypes == {k: float(v) for k, v in DEFAULT.items()}, (prompt, est.phenotypes)
+        assert est.confidence < 0.3
+    # ... but a phrase about clothes after the person does not unsay the person
+    assert shape.estimate_shape("a young adult man with a beard", encoder).phenotypes["gender"] < 0.3
+
+
+def test_a_longer_chunk_unsure_of_its_level_does_not_unsay_the_words_inside(encoder):
+    est = shape.estimate_shape("a tiny old woman", encoder)
+    assert est.phenotypes["age"] > 0.85 and est.phenotypes["height"] < 0.4 and est.phenotypes["gender"] > 0.7
+    assert shape.estimate_shape("a chubby baby", encoder).phenotypes["age"] < 0.12
