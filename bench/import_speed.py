@@ -15,7 +15,6 @@ and the ratio (target: ours at least 3x faster).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,9 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "blender_addon" / "scripts"))
 from addon_loader import load_addon  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from blender_common import fetch_body_avatar  # noqa: E402
 
 import bpy  # noqa: E402
 
@@ -50,11 +52,6 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
     return statistics.median(times), times, result
 
 
-def fetch_avatar(af: Any, address: str, params: dict[str, Any]) -> Any:
-    _job_id, (avatar,) = af.run("body", params, address=address, timeout_s=600)
-    return avatar
-
-
 def write_glb(backend_python: str, texture_size: int, path: Path) -> None:
     cmd = [backend_python, "-m", "avatarforge.backend.cli", "generate", "body", "--texture-size", str(texture_size),
            "--out", str(path)]
@@ -72,22 +69,10 @@ def main() -> int:
     args = p.parse_args()
 
     addon = load_addon()
-    af = addon.api
     protocol = addon.protocol
-    backend = None
+    avatar = fetch_body_avatar(addon, addon.api.body_params(texture_size=args.texture_size), args.address,
+                               args.backend_python)
     with tempfile.TemporaryDirectory(prefix="af-bench-") as tmp:
-        try:
-            address = args.address
-            if address is None:
-                backend = addon.backend_process.LocalBackend(args.backend_python, "tcp://127.0.0.1:*",
-                                                             os.path.join(tmp, "store")).start()
-                address = backend.wait_ready(300)
-            params = af.body_params(texture_size=args.texture_size)
-            avatar = fetch_avatar(af, address, params)
-        finally:
-            af.close()
-            if backend is not None:
-                backend.stop()
         glb = Path(tmp) / "avatar.glb"
         write_glb(args.backend_python, args.texture_size, glb)
 

@@ -13,10 +13,8 @@ a fresh Action. Prints seconds; target < 1 s.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +23,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "blender_addon" / "scripts"))
 from addon_loader import load_addon  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from blender_common import fetch_body_avatar  # noqa: E402
 
 import bpy  # noqa: E402
 
@@ -53,20 +54,8 @@ def main() -> int:
     args = p.parse_args()
 
     addon = load_addon()
-    af, protocol = addon.api, addon.protocol
-    backend = None
-    with tempfile.TemporaryDirectory(prefix="af-bench-keys-") as tmp:
-        try:
-            address = args.address
-            if address is None:
-                backend = addon.backend_process.LocalBackend(args.backend_python, "tcp://127.0.0.1:*",
-                                                             os.path.join(tmp, "store")).start()
-                address = backend.wait_ready(300)
-            _job_id, (avatar,) = af.run("body", af.body_params(texture_size=256), address=address, timeout_s=600)
-        finally:
-            af.close()
-            if backend is not None:
-                backend.stop()
+    protocol = addon.protocol
+    avatar = fetch_body_avatar(addon, addon.api.body_params(texture_size=256), args.address, args.backend_python)
 
     built = addon.importers.rigged_avatar.import_rigged_avatar(avatar, bpy.context, name="Anny")
     names = list(avatar.skeleton.joint_names)
