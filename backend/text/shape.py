@@ -25,7 +25,7 @@ e(entry) - e(neutral)), with e(neutral) the embedding of "a person". Two tiers:
   cat" a cat), unless those words are its head and the rest a phrase about them
   ("man | with a beard"); it overrides their level only when it clearly says
   another level itself ("teenage boy" over "boy"). An attribute moves
-  only when its evidence beats a margin (`MARGINS`, chosen on the dev prompts of
+  only when its evidence beats a margin (`PHENOTYPE_MARGIN`, `LOCAL_MARGIN`, chosen on the dev prompts of
   bench/data/text_to_shape_dev.json and checked once on the hold-out set), then the best
   levels on that side are blended by softmax weights. Local changes need
   stronger evidence and must be valid for the body (no pregnancy for men or

@@ -6,8 +6,9 @@ preset is recorded on the avatar's Material.settings and the add-on's importer
 applies it. Keys of a preset (all present in every preset):
 
     style        preset name: "realistic" | "toon" | "anime" | "clay" | "metal" | "plastic" | "marble"
-    shading      "principled" (Principled BSDF) | "toon" (diffuse ramp shading: Shader to RGB ->
-                 ColorRamp with `toon_steps` constant bands, mixed with the base colour)
+    shading      "principled" (Principled BSDF) | "toon" (banded cel shading with `toon_steps`
+                 constant bands over the base colour; the add-on builds it from nodes that render
+                 in EEVEE and Cycles alike: importers/common.py)
     roughness    Principled roughness, 0..1
     metallic     Principled metallic, 0..1
     specular     Principled "Specular IOR Level", 0..1 (0.5 = default dielectric)
