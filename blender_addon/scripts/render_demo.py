@@ -1,5 +1,7 @@
-"""The whole main job, headless: start a backend, generate the default avatar,
-save it and render it with Cycles on the CPU; then animate it from a prompt
+"""The whole main job, headless: start a backend, generate an avatar from a
+description (default 'a young woman in a red hoodie and blue jeans';
+--prompt '' builds the default body instead), save it and render it with
+Cycles on the CPU; then animate it from a prompt
 (default 'waves hello, then jumps') and render a strip of frames of the
 motion side by side (out/demo_motion.png). `make demo` runs this.
 
@@ -38,6 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=320)
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--texture-size", type=int, default=1024)
+    p.add_argument("--prompt", default="a young woman in a red hoodie and blue jeans",
+                   help="describe the demo avatar (text_avatar job); '' builds the default body (body job)")
     p.add_argument("--motion-prompt", default="waves hello, then jumps",
                    help="what the demo avatar does ('' skips the motion part)")
     p.add_argument("--motion-seconds", type=float, default=4.0)
@@ -150,8 +154,12 @@ def main() -> int:
 
         scene = empty_scene()
         t0 = time.perf_counter()
-        rig, mesh = af.generate_body(address=address, name="Demo", texture_size=args.texture_size,
-                                     on_progress=af.print_progress)
+        if args.prompt:
+            rig, mesh = af.generate_avatar(args.prompt, address=address, name="Demo",
+                                           texture_size=args.texture_size, on_progress=af.print_progress)
+        else:
+            rig, mesh = af.generate_body(address=address, name="Demo", texture_size=args.texture_size,
+                                         on_progress=af.print_progress)
         t_generate = time.perf_counter() - t0
         print(f"demo: {rig.name} ({len(rig.data.bones)} bones), {mesh.name} ({len(mesh.data.vertices)} vertices) "
               f"in {t_generate:.1f} s", flush=True)
