@@ -31,6 +31,15 @@ e(entry) - e(neutral)), with e(neutral) the embedding of "a person". Two tiers:
   stronger evidence and must be valid for the body (no pregnancy for men or
   children). Confidence comes from the evidence above the margins and is 0
   when nothing moved: a prompt about a red car keeps the neutral body.
+  Words the encoder does not place ("lanky", "stocky", "octogenarian": their
+  own chunk matches no entry well, WORD_KNOWN) are also said by their WordNet
+  glosses and synonyms (models/lexicon.py), cut at conjunctions into phrases
+  in the same carriers ("a tall person", "a thin person", "a thickset
+  person") and scored in the same batched call; a phrase that matches no entry
+  well (GLOSS_MATCH) says nothing, and the longer chunks around the word veto
+  its glosses as they veto the word. Multi-word WordNet nouns for things other
+  than people ("short story", "heavy metal", "giant panda") veto the words
+  inside them.
   Ages given in NUMBERS ("a 70-year-old man", "aged 8", "in his 40s", "a man
   of 45", "seventy-five years old") are read explicitly (`numeric_age`) and
   mapped onto Anny's age scale: a sentence encoder does not know what a number
@@ -66,13 +75,14 @@ from avatarforge.protocol import ErrorCode, ProtocolError
 
 from ..config import BackendConfig
 from ..models.anny_model import default_phenotypes, local_change_names, phenotype_names
+from ..models.lexicon import LEXICON_VERSION, Lexicon, load_lexicon
 from ..models.text_encoder import TextEncoder, differential, unit_rows
 from . import shape_vocabulary as vocab
 from .prompt import clean_prompt
 
 log = logging.getLogger(__name__)
 
-SHAPE_VERSION = "3"        # bump when the same prompt would give a different shape
+SHAPE_VERSION = "4"        # bump when the same prompt would give a different shape
 CODEBOOK_VERSION = "3"     # bump when the codebook's entries or sentences change
 IMAGE_CODEBOOK_VERSION = "1"
 CODEBOOK_SEED = 20240
@@ -89,6 +99,8 @@ ABOUT_DELTA = 0.06         # a chunk speaks for an attribute whose best entry is
 PHENOTYPE_MARGIN = 0.12    # evidence (cosine over background/default) an attribute needs to move
 LOCAL_MARGIN = 0.2         # ... and a local change to appear
 BLEND_TEMPERATURE = 0.02   # softmax temperature over level evidence (cosines)
+WORD_KNOWN = 0.75          # a word whose own chunk matches an entry this well is read by the encoder, not WordNet
+GLOSS_MATCH = 0.65         # a gloss phrase must match some codebook entry this well to say anything
 EVIDENCE_SCALE = 0.08      # evidence above the margin that counts as clear (confidence tanh scale)
 IMAGE_TOP_K = 5
 IMAGE_TEMPERATURE = 0.01
@@ -421,11 +433,21 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 @dataclass(frozen=True)
 class Chunk:
-    """Words start..stop (exclusive) of one clause of the prompt."""
+    """Words start..stop (exclusive) of one clause of the prompt. A GLOSS chunk stands for the word
+    at start..stop and is said by its dictionary definition (`sentence`) instead of the word."""
     text: str
     clause: int
     start: int
     stop: int
+    sentence: str = ""          # what is embedded: carrier(text) unless set (gloss chunks)
+
+    @property
+    def said(self) -> str:
+        return self.sentence or carrier(self.text)
+
+    @property
+    def gloss(self) -> bool:
+        return bool(self.sentence)
 
     def within(self, other: "Chunk") -> bool:
         """True when this chunk is a strict part of `other`."""
@@ -446,6 +468,50 @@ def prompt_chunks(prompt: str, max_words: int = CHUNK_WORDS) -> list[Chunk]:
                     continue
                 chunks.append(Chunk(" ".join(gram), c, start, start + n))
     return chunks
+
+
+_PARENTHESES = re.compile(r"\([^)]*\)")
+_CONJUNCTION = re.compile(r"\s*(?:;|,|\band\b|\bas e\.g\.)\s*")
+GLOSS_PARTS = 4            # at most this many phrases per gloss
+
+
+def gloss_phrases(gloss: str) -> list[str]:
+    """An adjective gloss cut at its conjunctions into the phrases it joins ("tall and thin and having
+    long slender limbs" -> "tall", "thin", "having long slender limbs"): each said alone, as the
+    codebook's entries say one attribute each, so "thin" is not weighed against "tall"."""
+    text = _PARENTHESES.sub(" ", gloss.lower())
+    parts = [" ".join(_WORD.findall(p)) for p in _CONJUNCTION.split(text)]
+    return [p for p in parts if p][:GLOSS_PARTS]
+
+
+def _gloss_sentence(phrase: str) -> str:
+    """A gloss phrase said of a person: "a thin person", "a heavily built person", "a person having
+    long slender limbs", "a person who is lacking bodily or muscular strength"."""
+    words = phrase.split()
+    if words[0] in _LEADING or words[0] in ("having", "being", "whose"):
+        return f"{NEUTRAL_TEXT} {phrase}"
+    if len(words) <= 2:
+        return _article(f"{phrase} person")
+    return f"{NEUTRAL_TEXT} who is {phrase}"
+
+
+def gloss_chunks(chunks: list[Chunk], lexicon: Lexicon) -> list[Chunk]:
+    """For each word of the prompt, chunks saying its first WordNet senses that can describe a person,
+    in the same neutral carriers ("lanky" -> "a tall person", "a thin person", "a person having long
+    slender limbs"; "octogenarian" -> "someone whose age is in the eighties"). They cover the word's
+    span, so the longer chunks around the word veto them as they veto the word."""
+    out = []
+    for c in chunks:
+        if c.stop - c.start != 1:
+            continue
+        for g in lexicon.glosses(c.text):
+            if g.noun:      # a noun gloss defines a person as a whole: "someone whose age is in the eighties"
+                sentences = [" ".join(_PARENTHESES.sub(" ", g.text).split())]
+            else:
+                sentences = [_gloss_sentence(p) for p in gloss_phrases(g.text)]
+            sentences += [carrier(w) for w in g.synonyms]      # "stocky" -> "a thickset person"
+            out += [Chunk(f"{c.text}: {g.text}", c.clause, c.start, c.stop, s) for s in sentences]
+    return out
 
 
 def carrier(chunk: str) -> str:
@@ -560,17 +626,41 @@ def _heads(chunks: list[Chunk]) -> np.ndarray:
                       for j, b in enumerate(chunks)] for a in chunks], dtype=bool).reshape(len(chunks), len(chunks))
 
 
-def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) -> list[np.ndarray]:
+def _names_a_thing(chunks: list[Chunk], lexicon: Lexicon) -> np.ndarray:
+    """(C,) bool: the chunk opens with words that WordNet knows as a noun for something other than
+    a person or the body ("short story", "heavy metal", "giant panda"): the chunk is about that
+    thing, and the words inside the thing's name say nothing about a person."""
+    out = np.zeros(len(chunks), dtype=bool)
+    for i, c in enumerate(chunks):
+        words = c.text.split()
+        out[i] = not c.gloss and any(lexicon.names_a_thing(words[:k]) for k in range(2, len(words) + 1))
+    return out
+
+
+def _word_chunk_of(chunks: list[Chunk]) -> np.ndarray:
+    """(C,) int: for a gloss chunk, the index of the word chunk it stands for; -1 for the others."""
+    word = {(c.clause, c.start): i for i, c in enumerate(chunks) if not c.gloss and c.stop - c.start == 1}
+    return np.array([word[(c.clause, c.start)] if c.gloss else -1 for c in chunks], dtype=int)
+
+
+def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex,
+                    lexicon: Lexicon) -> list[np.ndarray]:
     """Per attribute, (C, L) evidence of each chunk for each level: the level's best entry
     minus the best entry that leaves the attribute at its default, counted only
     when the chunk is about this attribute (its best entry here is within ABOUT_DELTA
     of its best entry overall) and no longer chunk around it matches an entry closely;
-    -inf otherwise."""
+    -inf otherwise. A word's glosses count only when the encoder does not know the word
+    (its own chunk matches no entry well: "lanky", "stocky"): a word it places ("short",
+    "old", "little" in "a little girl") means what the encoder reads, not any of its
+    dictionary senses ("short: primarily temporal sense", "little: small")."""
     best_any = scores.max(axis=1)
     inside = _containment(chunks)
     head = _heads(chunks)
     confident = best_any >= SUPERSEDE_SCORE
     nothing = index.codebook.background[scores.argmax(axis=1)]     # its best entry is a background one
+    thing = _names_a_thing(chunks, lexicon)
+    word_of = _word_chunk_of(chunks)
+    is_gloss = word_of >= 0     # vague senses ("very: precisely as stated") match no body description well
     out = []
     for i, attr in enumerate(ATTRIBUTES):
         masks = index.level_masks[i]
@@ -578,7 +668,7 @@ def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) 
                                else np.full(len(scores), -np.inf) for m in masks], axis=1)
         # What the chunk matches when this attribute stays at its default (background, other attributes).
         reference = np.where(index.default_masks[i][None], scores, -np.inf).max(axis=1)
-        about = level_best.max(axis=1) >= best_any - ABOUT_DELTA
+        about = (level_best.max(axis=1) >= best_any - ABOUT_DELTA) & ~thing & ~(is_gloss & (best_any < GLOSS_MATCH))
         level = level_best.argmax(axis=1)
         raw = level_best - reference[:, None]
         clear = about & (raw[np.arange(len(chunks)), level] > _margin(attr)) & (level != attr.default)
@@ -586,16 +676,20 @@ def _chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: _TextIndex) 
         # about no body at all ("short brown hair" vetoes "short") or itself clearly says another
         # level of this ("teenage boy" overrides "boy"; "tiny old woman", which leans to no age
         # level, does not unsay "old"). A chunk about something else whose best body entry on this
-        # attribute lies far below it vetoes too ("old oak tree" is a tree), unless the words
-        # inside are its head and the rest a phrase about them ("man | with a beard").
+        # attribute lies far below it vetoes too ("old oak tree" is a tree), and so does one that
+        # names a thing ("short story"), unless the words inside are its head and the rest a phrase
+        # about them ("man | with a beard").
         non_default = np.delete(level_best, attr.default, axis=1).max(axis=1)
-        unrelated = nothing & (best_any >= VETO_SCORE) & (best_any - non_default >= VETO_GAP)
+        unrelated = (nothing & (best_any >= VETO_SCORE) & (best_any - non_default >= VETO_GAP)) | thing
         decides = (confident[None, :] & (nothing[None, :] | (clear[None, :] & (level[None, :] != level[:, None])))) \
             | unrelated[None, :]
         about &= ~(inside & decides & ~head).any(axis=1)
         evidence = np.where(about[:, None], raw, -np.inf)
         evidence[:, attr.default] = -np.inf
         out.append(evidence)
+    known_word = is_gloss & (best_any[np.maximum(word_of, 0)] >= WORD_KNOWN)
+    for evidence in out:
+        evidence[known_word] = -np.inf
     return out
 
 
@@ -648,25 +742,29 @@ def _valid_change(change: vocab.LocalChange, phenotypes: dict[str, float]) -> bo
     return True
 
 
-def _prompt_scores(encoder: TextEncoder, prompt: str, index: _TextIndex) -> tuple[list[Chunk], np.ndarray]:
-    """The prompt's chunks and their (C, E) differential scores against the codebook."""
+def _prompt_scores(encoder: TextEncoder, prompt: str, index: _TextIndex,
+                   lexicon: Lexicon) -> tuple[list[Chunk], np.ndarray]:
+    """The prompt's chunks (its n-grams, then the glosses of its words) and their (C, E)
+    differential scores against the codebook."""
     chunks = prompt_chunks(prompt)
     if not chunks:
         return [], np.zeros((0, len(index.rows)), np.float32)
-    texts = sorted({carrier(c.text) for c in chunks})
+    chunks += gloss_chunks(chunks, lexicon)
+    texts = sorted({c.said for c in chunks})
     emb = differential(encoder.encode(texts), index.neutral)     # one batched call
     row = {t: i for i, t in enumerate(texts)}
-    return chunks, (emb @ index.rows.T)[[row[carrier(c.text)] for c in chunks]]
+    return chunks, (emb @ index.rows.T)[[row[c.said] for c in chunks]]
 
 
 def _rank_text(prompt: str, encoder: TextEncoder) -> tuple[dict[str, float], dict[str, float], float, dict[str, Any]]:
     index = _text_index(encoder)
     phenotypes = default_phenotypes()
     local_changes: dict[str, float] = {}
-    chunks, scores = _prompt_scores(encoder, prompt, index)
+    lexicon = load_lexicon(shape_cache_dir())
+    chunks, scores = _prompt_scores(encoder, prompt, index, lexicon)
     if not chunks:
         return phenotypes, local_changes, 0.0, {"attributes": {}, "chunks": []}
-    evidence = _chunk_evidence(scores, chunks, index)
+    evidence = _chunk_evidence(scores, chunks, index, lexicon)
     attributes, excess = {}, []
     choices = {attr.name: _choose_level(attr, evidence[i], chunks, _margin(attr)) for i, attr in enumerate(ATTRIBUTES)}
     said_age = numeric_age(prompt)
@@ -966,7 +1064,7 @@ def estimate_shape(prompt: str, encoder: TextEncoder, config: BackendConfig | No
     details.update({"encoder": {"name": encoder.name, "version": encoder.version},
                     "tier": "image" if image_tier else "text",
                     "codebook_version": IMAGE_CODEBOOK_VERSION if image_tier else CODEBOOK_VERSION,
-                    "shape_version": SHAPE_VERSION})
+                    "shape_version": SHAPE_VERSION, **({} if image_tier else {"lexicon_version": LEXICON_VERSION})})
     complete = {**default_phenotypes(), **phenotypes}
     return ShapeEstimate(model=model, phenotypes={k: float(complete[k]) for k in phenotype_names()},
                          local_changes=changes, betas=betas, confidence=float(np.clip(confidence, 0.0, 1.0)),

@@ -158,3 +158,39 @@ def test_a_longer_chunk_unsure_of_its_level_does_not_unsay_the_words_inside(enco
     est = shape.estimate_shape("a tiny old woman", encoder)
     assert est.phenotypes["age"] > 0.85 and est.phenotypes["height"] < 0.4 and est.phenotypes["gender"] > 0.7
     assert shape.estimate_shape("a chubby baby", encoder).phenotypes["age"] < 0.12
+
+
+# -- rare words through WordNet glosses (backend/models/lexicon.py) --------------------------
+
+def test_lanky_is_tall_and_thin_through_its_gloss(encoder):
+    est = shape.estimate_shape("a lanky man", encoder)
+    assert est.phenotypes["height"] > DEFAULT["height"] + 0.1, est.details["attributes"]["height"]
+    assert est.phenotypes["weight"] < DEFAULT["weight"] - 0.1, est.details["attributes"]["weight"]
+    assert est.phenotypes["gender"] < 0.3
+    assert est.details["attributes"]["height"]["chunk"].startswith("lanky:")    # the gloss said it
+
+
+def test_stocky_woman_in_her_eighties(encoder):
+    est = shape.estimate_shape("a stocky woman in her eighties", encoder)
+    assert est.phenotypes["gender"] > 0.7 and est.phenotypes["age"] > 0.85
+    assert est.phenotypes["weight"] > DEFAULT["weight"] + 0.1 or est.phenotypes["height"] < DEFAULT["height"] - 0.1
+
+
+@pytest.mark.parametrize("prompt", ["a short story about dragons", "a heavy metal concert", "an old oak tree"])
+def test_ambiguous_adjectives_about_things_keep_the_neutral_body(encoder, prompt):
+    est = shape.estimate_shape(prompt, encoder)
+    for name, value in est.phenotypes.items():
+        assert abs(value - DEFAULT[name]) < 0.05, (prompt, name, est.details["attributes"].get(name))
+    assert est.local_changes == {} and est.confidence < 0.3
+
+
+def test_lexicon_glosses_and_things(tmp_path):
+    from avatarforge.backend.models.lexicon import Lexicon
+
+    lexicon = Lexicon({"lanky": [["tall and thin", ["gangly"]]]}, {"dwarf": [["a person who is markedly small", []]]},
+                      {"short_story"})
+    assert [(g.text, g.noun, g.synonyms) for g in lexicon.glosses("Lanky")] == [("tall and thin", False, ("gangly",))]
+    assert lexicon.glosses("dwarf")[0].noun and lexicon.glosses("car") == []
+    assert lexicon.names_a_thing(["short", "story"]) and not lexicon.names_a_thing(["short"])
+    assert shape.gloss_phrases("tall and thin and having long slender limbs") == \
+        ["tall", "thin", "having long slender limbs"]
