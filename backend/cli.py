@@ -94,6 +94,18 @@ def add_motion_commands(sub: Any) -> None:
     p.add_argument("--fps", type=float, help="resample to this frame rate (default: keep the file's)")
     p.add_argument("--target", choices=["anny", "smpl"], help="also retarget onto this rig")
     p.add_argument("--scale", type=float, help="BVH units -> metres (default: guessed from the skeleton height)")
+
+    def joint_map_file(text: str) -> Any:
+        try:
+            return json.loads(Path(text).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text}: not JSON ({exc})") from None
+
+    p.add_argument("--joint-map", type=joint_map_file, metavar="MAP.json",
+                   help='BVH only: a JSON file {"BVH joint name": "SMPL joint name", ...} for skeletons whose '
+                        "names are not CMU, Mixamo, Biovision or SMPL (overrides the automatic naming)")
     p.add_argument("--out", type=Path, help="also write the motion as an AMASS-style SMPL .npz")
     p.add_argument("--format", choices=["json", "text"], default="json",
                    help="json: fps, joint_names, joints [T][24][3] (metres, Z up), poses, trans, contacts; "
@@ -112,7 +124,7 @@ def cmd_motion_import(args: argparse.Namespace) -> int:
         print(f"avatarforge: {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     params: dict[str, Any] = {"data": data, "filename": args.file.name}
-    for name in ("fps", "target", "scale"):
+    for name in ("fps", "target", "scale", "joint_map"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     (motion,) = run_job("motion_import", params, config_from_args(args))

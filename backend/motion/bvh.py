@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from avatarforge.protocol import ErrorCode, ProtocolError
-from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES
+from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES, SMPL24_JOINTS
 
 from ..models.axes import Y_UP_TO_Z_UP
 from . import rotations as rot
@@ -329,12 +329,58 @@ def _strip(name: str) -> str:
 
 def bvh_name_map(names: list[str]) -> tuple[str, dict[int, str]]:
     """The name map covering most SMPL joints ({joint index: SMPL joint}) and its name."""
-    best = ("", {})
+    best: tuple[str, dict[int, str]] = ("", {})
     for label, table in NAME_MAPS.items():
         mapping = {i: table[_strip(n)] for i, n in enumerate(names) if _strip(n) in table}
         if len(set(mapping.values())) > len(set(best[1].values())):
             best = (label, mapping)
     return best
+
+
+def normalise_joint_map(value: Any, field: str = "joint_map") -> dict[str, str | None] | None:
+    """The `joint_map` param checked on its own: {BVH joint name: SMPL-24 joint
+    name, or null to leave that joint unmapped}, each SMPL joint named once.
+    Whether the BVH names exist is checked against the file (apply_joint_map)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: must be a non-empty map {{BVH joint name: SMPL "
+                            "joint name (or null to leave that joint unmapped)}", field=field)
+    if len(value) > MAX_JOINTS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: at most {MAX_JOINTS} entries, got {len(value)}",
+                            field=field)
+    out: dict[str, str | None] = {}
+    for bvh_name, joint in value.items():
+        if not isinstance(bvh_name, str) or not bvh_name.strip():
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: keys must be BVH joint names, got {bvh_name!r}",
+                                field=field)
+        if joint is not None and joint not in SMPL24_JOINTS:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}[{bvh_name!r}]: {joint!r} is not an SMPL-24 "
+                                f"joint; use one of {', '.join(SMPL24_JOINTS)} (or null)", field=field)
+        out[bvh_name] = joint
+    targets = [j for j in out.values() if j is not None]
+    twice = sorted({j for j in targets if targets.count(j) > 1})
+    if twice:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: each SMPL joint can come from one BVH joint; "
+                            f"{', '.join(twice)} named more than once", field=field, joints=twice)
+    return out
+
+
+def apply_joint_map(names: list[str], mapping: dict[int, str], joint_map: dict[str, str | None],
+                    field: str = "joint_map") -> dict[int, str]:
+    """`mapping` ({joint index: SMPL joint}, from the naming schemes) with the
+    explicit map on top: its entries replace any automatic one for the same
+    BVH joint or the same SMPL joint; null entries drop a joint."""
+    index = {n: i for i, n in enumerate(names)}
+    absent = [n for n in joint_map if n not in index]
+    if absent:
+        shown = ", ".join(names[:40]) + (f" and {len(names) - 40} more" if len(names) > 40 else "")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: no joint named {', '.join(map(repr, absent))} in the "
+                            f"BVH file; its joints are {shown}", field=field, absent=absent)
+    explicit = {j for j in joint_map.values() if j is not None}
+    out = {i: j for i, j in mapping.items() if names[i] not in joint_map and j not in explicit}
+    out.update({index[n]: j for n, j in joint_map.items() if j is not None})
+    return out
 
 
 @dataclass
@@ -345,19 +391,28 @@ class BvhImport:
     info: dict[str, Any]
 
 
-def bvh_to_smpl(text: str, scale: float | None = None) -> BvhImport:
-    """A BVH file's motion on SMPL-24 (grounded, Z up, leg-length normalised)."""
+def bvh_to_smpl(text: str, scale: float | None = None,
+                joint_map: dict[str, str | None] | None = None) -> BvhImport:
+    """A BVH file's motion on SMPL-24 (grounded, Z up, leg-length normalised).
+    `joint_map` ({BVH joint: SMPL joint}, see normalise_joint_map) overrides and
+    extends the naming schemes' map."""
     clip = parse_bvh(text)
     names = clip.names
     label, mapping = bvh_name_map(names)
+    if joint_map:
+        mapping = apply_joint_map(names, mapping, joint_map)
+        label = f"{label}+joint_map" if label else "joint_map"
     core = {"pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder", "right_shoulder",
             "left_elbow", "right_elbow"}
     missing = sorted(core - set(mapping.values()))
     if len(missing) > 2 or "pelvis" in missing or "left_hip" in missing or "right_hip" in missing:
+        unmapped = [n for i, n in enumerate(names) if i not in mapping]
         raise _bad(f"cannot map this skeleton's joints to SMPL (no joint for {', '.join(missing)}); "
                    "known naming schemes: CMU (Hips, LeftUpLeg, LeftLeg, LeftArm...), Mixamo, Biovision "
-                   "(Hips, LeftHip, LeftUpArm...), SMPL", unmapped=[n for i, n in enumerate(names) if i not in mapping],
-                   missing_joints=missing)
+                   "(Hips, LeftHip, LeftUpArm...), SMPL. Give joint_map {BVH joint name: SMPL joint name} "
+                   "for the missing joints (CLI: --joint-map map.json), e.g. {\"MyLeftThigh\": \"left_hip\"}; "
+                   f"this file's unmapped joints: {_listed(unmapped)}",
+                   unmapped=unmapped, missing_joints=missing)
     rest = rest_positions(clip)
     by_joint = {j: i for i, j in sorted(mapping.items(), reverse=True)}
     top = next((by_joint[n] for n in ("head", "neck", "spine3", "spine2", "spine1") if n in by_joint), None)
@@ -390,6 +445,10 @@ def bvh_to_smpl(text: str, scale: float | None = None) -> BvhImport:
             "scale": metres, "source_height_m": round(height * metres, 4),
             "unmapped": [n for i, n in enumerate(names) if i not in mapping]}
     return BvhImport(rotations, trans, clip.fps, info)
+
+
+def _listed(names: list[str], limit: int = 30) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "") or "none"
 
 
 def _bone_directions(clip: BvhClip) -> np.ndarray:

@@ -8,6 +8,8 @@ Params (`normalise` validates every field):
     fps         resample to this frame rate, 1..240 (default: keep the file's)
     target      <target rig> (see backend/motion/retarget.normalise_target), optional
     scale       BVH units -> metres, (0, 100] (default: guessed from the skeleton's height)
+    joint_map   BVH only, optional: {BVH joint name: SMPL-24 joint name, or null to leave it
+                unmapped}, on top of the automatic naming (CMU, Mixamo, Biovision, SMPL)
 
 One tier, "embedded": plain numpy/torch, nothing to download.
 """
@@ -26,7 +28,7 @@ from ..config import BackendConfig
 from .base import JobContext, Pipeline
 from .params import NAME_MAX, _bad, _number, check_param_names
 
-PARAM_NAMES = ("data", "filename", "fps", "target", "scale")
+PARAM_NAMES = ("data", "filename", "fps", "target", "scale", "joint_map")
 MAX_BYTES = 256 * 1024 * 1024
 FPS_LIMITS = (1.0, 240.0)
 SCALE_LIMITS = (1e-5, 100.0)
@@ -46,6 +48,7 @@ class MotionImportPipeline(Pipeline):
         return {"embedded": {"available": True, "embedded": True, "formats": sorted(FORMATS)}}
 
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
+        from ..motion.bvh import normalise_joint_map
         from ..motion.retarget import normalise_target
 
         check_param_names(params, PARAM_NAMES, "motion_import")
@@ -75,6 +78,10 @@ class MotionImportPipeline(Pipeline):
         if scale is not None and fmt != "bvh":
             raise _bad("scale", "only for BVH files (AMASS files are in metres)")
         out["scale"] = None if scale is None else _number("scale", scale, *SCALE_LIMITS)
+        joint_map = params.get("joint_map")
+        if joint_map is not None and fmt != "bvh":
+            raise _bad("joint_map", "only for BVH files (AMASS files already use SMPL's joints)")
+        out["joint_map"] = normalise_joint_map(joint_map)
         out["target"] = normalise_target(params.get("target"))
         return out
 
@@ -90,7 +97,7 @@ class MotionImportPipeline(Pipeline):
         if params["format"] == "bvh":
             text = self._text(params["data"])
             ctx.progress(0.05, "parsing BVH")
-            imported = bvh_to_smpl(text, params.get("scale"))
+            imported = bvh_to_smpl(text, params.get("scale"), params.get("joint_map"))
         else:
             ctx.progress(0.05, "reading npz")
             imported = amass_to_smpl(params["data"])

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..models.body_model import BodyMesh
-from ..text.appearance import Appearance, Garment
+from ..text.appearance import Appearance, Coverage, Garment
 from .skin_texture import SkinLayers, encode_png, fill_gutters, paint_anny_skin_layers, smooth_noise
 
 CLOTHING_PAINTER_VERSION = "1"   # bump when the same request would paint differently
@@ -160,7 +160,7 @@ def texel_body(mesh: BodyMesh, skin: SkinLayers) -> TexelBody:
 
 def garment_coverage(body: TexelBody, g: Garment) -> tuple[np.ndarray, np.ndarray]:
     """(covered (N,) bool, depth (N,) metres from the nearest hem, for hem shading)."""
-    m = body.marks
+    m, c = body.marks, g.coverage
     n = len(body.pos)
     z = body.pos[:, 2]
     covered = np.zeros(n, bool)
@@ -176,34 +176,34 @@ def garment_coverage(body: TexelBody, g: Garment) -> tuple[np.ndarray, np.ndarra
         torso = body.is_group("torso")
         trunk = torso | body.is_group("leg")     # a shirt's hem runs across the top of the thighs too
         top_hem = m.hip_z - 0.03
-        long_body = g.leg is not None and g.leg > 0     # a dress or coat runs on down the legs: no hem here
-        if g.torso == "full":
-            add(trunk & (z >= top_hem) & ~_neckline(body, g), np.inf if long_body else z - top_hem)
-        elif g.torso == "upper":
+        long_body = c.leg is not None and c.leg > 0     # a dress or coat runs on down the legs: no hem here
+        if c.torso == "full":
+            add(trunk & (z >= top_hem) & ~_neckline(body, c), np.inf if long_body else z - top_hem)
+        elif c.torso == "upper":
             hem = m.waist_z + 0.45 * (m.neck[2] - m.waist_z)
-            add(trunk & (z >= hem) & ~_neckline(body, g), z - hem)
-        elif g.torso == "lower":
+            add(trunk & (z >= hem) & ~_neckline(body, c), z - hem)
+        elif c.torso == "lower":
             add(torso & (z <= m.waist_z), m.waist_z - z)
-        if g.neck:
+        if c.neck:
             add(body.is_group("neck"), np.inf)
-        if g.sleeve is not None:
+        if c.sleeve is not None:
             arm_len = np.linalg.norm(m.wrist[1] - m.shoulder[1])
-            reach = max(g.sleeve, 0.0)
+            reach = max(c.sleeve, 0.0)
             add(body.is_group("arm") & (body.arm_t <= reach), (reach - body.arm_t) * arm_len)
-        if g.leg is not None and g.leg > 0:
-            hem = m.hip_z - g.leg * (m.hip_z - m.ankle_z)
+        if c.leg is not None and c.leg > 0:
+            hem = m.hip_z - c.leg * (m.hip_z - m.ankle_z)
             legs = body.is_group("leg") | (body.is_group("torso") & (z < m.hip_z))
             add(legs & (z >= hem), z - hem)
     elif g.slot == "shoes":
         feet = body.is_group("foot") | body.in_part("foot.L", "foot.R")
-        top = m.ankle_z + (g.shaft or 0.0) * (m.knee_z - m.ankle_z)
-        shoe = feet & (z <= max(top, m.ankle_z + 0.02)) if (g.shaft or 0) > 0.04 else feet.copy()
+        top = m.ankle_z + (c.shaft or 0.0) * (m.knee_z - m.ankle_z)
+        shoe = feet & (z <= max(top, m.ankle_z + 0.02)) if (c.shaft or 0) > 0.04 else feet.copy()
         if g.kind == "sandals":   # a sole and straps across the foot
             shoe = feet & ((z < 0.012) | (np.abs(np.sin(body.pos[:, 1] * 90.0)) > 0.8))
         add(shoe | (body.is_group("leg") & (z <= top)), top - z)
     elif g.slot == "hat":
         chin_z = m.neck[2] + 0.04
-        hem = m.head_top_z - (g.crown or 0.4) * (m.head_top_z - chin_z)
+        hem = m.head_top_z - (c.crown or 0.4) * (m.head_top_z - chin_z)
         add(body.in_part("head") & (z >= hem), z - hem)
     elif g.slot == "gloves":
         add(body.is_group("hand") | body.in_part("hand.L", "hand.R"), np.inf)
@@ -212,12 +212,12 @@ def garment_coverage(body: TexelBody, g: Garment) -> tuple[np.ndarray, np.ndarra
     return covered, depth
 
 
-def _neckline(body: TexelBody, g: Garment) -> np.ndarray:
+def _neckline(body: TexelBody, c: Coverage) -> np.ndarray:
     """Torso texels a neckline leaves bare: a round neck for shirts, a wider
     scoop for sleeveless tops and dresses, nothing for turtlenecks and hoodies."""
-    if g.neck:
+    if c.neck:
         return np.zeros(len(body.pos), bool)
-    radius = 0.13 if (g.sleeve is not None and g.sleeve <= 0.0) else 0.085
+    radius = 0.13 if (c.sleeve is not None and c.sleeve <= 0.0) else 0.085
     centre = (body.marks.neck + np.array([0.0, -0.04, -0.01])).astype(np.float32)   # necklines dip at the front
     return _within(body.pos, centre, radius)
 
@@ -258,21 +258,22 @@ def fabric_colour(body: TexelBody, sel: np.ndarray, g: Garment, depth: np.ndarra
     """(M, 3) sRGB colour of garment `g` on the selected texels: base colour and
     pattern, weave, folds near joints, and darker hems."""
     p = body.pos[sel].astype(np.float32)
+    fabric = g.coverage.fabric
     base = np.asarray(g.colour, np.float32)
-    if g.fabric == "denim":   # dyed cotton twill: any named colour comes out muted and darker
+    if fabric == "denim":   # dyed cotton twill: any named colour comes out muted and darker
         base = 0.8 * (0.7 * base + 0.3 * float(base.mean()))
     rgb = np.broadcast_to(base, (len(p), 3)).copy()
     if g.pattern != "solid" and g.pattern_colour is not None:
         alpha = pattern_alpha(g.pattern, p, rng)
         rgb += alpha[:, None] * (np.asarray(g.pattern_colour, np.float32) - rgb)
     shade = 1.0 + 0.03 * smooth_noise(p, rng, (6.0, 25.0), waves=6)
-    if g.fabric == "denim":   # diagonal twill and lighter wear on the front of the thighs
+    if fabric == "denim":   # diagonal twill and lighter wear on the front of the thighs
         shade += 0.05 * np.sin((p[:, 2] + 0.6 * p[:, 0]) * (2 * np.pi / 0.004))
         shade += 0.10 * np.clip(-(p[:, 1] - body.marks.knee[1][1]) / 0.08, 0.0, 1.0) * \
             (p[:, 2] > body.marks.knee_z)
-    elif g.fabric == "knit":  # vertical ribs
+    elif fabric == "knit":  # vertical ribs
         shade += 0.04 * np.sin((p[:, 0] + 0.5 * p[:, 1]) * (2 * np.pi / 0.006))
-    elif g.fabric in ("leather", "synthetic", "silk"):
+    elif fabric in ("leather", "synthetic", "silk"):
         shade += 0.025 * smooth_noise(p, rng, (20.0, 60.0), waves=4)
     shade *= _fold_shading(body, p)
     hem = np.clip(depth[sel] / HEM_WIDTH_M, 0.0, 1.0)

@@ -41,19 +41,16 @@ MAX_NGRAM = 3
 
 
 @dataclass(frozen=True)
-class GarmentKind:
-    """A vocabulary entry: where the garment sits and how much it covers.
+class Coverage:
+    """How much of the body a garment covers and what it is made of (what the
+    painter reads; a GarmentKind's defaults, copied onto each parsed Garment).
 
     sleeve: fraction of the arm covered from the shoulder to the wrist (None: no sleeves part);
     leg: fraction of the leg covered from the hip down to the ankle; skirt: legs covered as one
     tube (a horizontal hem) rather than per trouser leg; torso: "full" | "upper" | "lower" | None;
     neck: the garment covers the neck (turtleneck, hoodie); shaft: shoes/boots reach this fraction
-    from the ankle up to the knee; crown: a hat covers this fraction of the head from the top."""
-    name: str
-    slot: str
-    aliases: tuple[str, ...]
-    colour: str                       # default colour name (a COLOURS key)
-    fabric: str = "cotton"            # cotton | denim | knit | leather | silk | synthetic
+    from the ankle up to the knee; crown: a hat covers this fraction of the head from the top;
+    fabric: cotton | denim | knit | leather | silk | synthetic (the painter's weave and shading)."""
     sleeve: float | None = None
     leg: float | None = None
     skirt: bool = False
@@ -61,11 +58,23 @@ class GarmentKind:
     neck: bool = False
     shaft: float | None = None
     crown: float | None = None
+    fabric: str = "cotton"
+
+
+@dataclass(frozen=True)
+class GarmentKind:
+    """A vocabulary entry: where the garment sits and how much it covers."""
+    name: str
+    slot: str
+    aliases: tuple[str, ...]
+    colour: str                       # default colour name (a COLOURS key)
+    coverage: Coverage = Coverage()
     also: str | None = None           # a companion garment of the same colour (a suit's trousers)
 
 
-def _g(name: str, slot: str, aliases: tuple[str, ...], colour: str, **kw: Any) -> GarmentKind:
-    return GarmentKind(name, slot, (name,) + aliases, colour, **kw)
+def _g(name: str, slot: str, aliases: tuple[str, ...], colour: str, also: str | None = None,
+       **coverage: Any) -> GarmentKind:
+    return GarmentKind(name, slot, (name,) + aliases, colour, Coverage(**coverage), also)
 
 
 GARMENTS: tuple[GarmentKind, ...] = (
@@ -229,14 +238,7 @@ class Garment:
     pattern: str = "solid"             # a PATTERNS key
     pattern_colour: RGB | None = None
     pattern_colour_name: str | None = None
-    sleeve: float | None = None        # coverage, as in GarmentKind
-    leg: float | None = None
-    skirt: bool = False
-    torso: str | None = None
-    neck: bool = False
-    shaft: float | None = None
-    crown: float | None = None
-    fabric: str = "cotton"
+    coverage: Coverage = Coverage()    # the GarmentKind's; JSON keeps its fields flat (to_json)
     phrase: str = ""                   # the prompt words it came from
     score: float = 0.0                 # similarity of those words to the garment entry
     colour_score: float | None = None  # None: the garment's default colour
@@ -276,7 +278,21 @@ class Appearance:
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}
             return v
-        return clean(asdict(self))
+        data = asdict(self)
+        # Coverage fields stay top-level garment keys, as before Coverage existed.
+        data["garments"] = [_flatten_coverage(g) for g in data["garments"]]
+        return clean(data)
+
+
+def _flatten_coverage(garment: dict[str, Any]) -> dict[str, Any]:
+    """A garment's asdict() with its "coverage" dict's keys put in its place."""
+    out: dict[str, Any] = {}
+    for key, value in garment.items():
+        if key == "coverage":
+            out.update(value)
+        else:
+            out[key] = value
+    return out
 
 
 # -- vocabulary embeddings, once per encoder --------------------------------------
@@ -554,8 +570,7 @@ def _make_garments(match: _Match, modifiers: list[_Match], phrase: str) -> list[
 
 def _garment_of(kind: GarmentKind, match: _Match, phrase: str) -> Garment:
     return Garment(slot=kind.slot, kind=kind.name, colour=COLOURS[kind.colour], colour_name=kind.colour,
-                   sleeve=kind.sleeve, leg=kind.leg, skirt=kind.skirt, torso=kind.torso, neck=kind.neck,
-                   shaft=kind.shaft, crown=kind.crown, fabric=kind.fabric, phrase=phrase, score=match.score)
+                   coverage=kind.coverage, phrase=phrase, score=match.score)
 
 
 def _colour_garment(garment: Garment, modifiers: list[_Match]) -> None:

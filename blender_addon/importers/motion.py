@@ -19,6 +19,7 @@ source and parameters as custom properties.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,11 +56,69 @@ class ImportedMotion:
     @property
     def notes(self) -> str:
         """What the user should know about this import (shown with the job)."""
-        if not self.unmapped:
-            return ""
-        shown = ", ".join(self.unmapped[:12]) + (f" and {len(self.unmapped) - 12} more" if len(self.unmapped) > 12
-                                                 else "")
-        return f"{len(self.unmapped)} bones of {self.rig.name} are not driven by the motion: {shown}"
+        return unmapped_note(self.unmapped, self.rig.name, self.action.name)
+
+
+# -- bones the motion leaves at rest ----------------------------------------------
+# SMPL-24 has no fingers, toes or face, so those bones always keep their rest
+# pose; the note counts them by kind and names only the rest ("other"), which
+# are the ones worth a look. Kinds come from name words, case-insensitive, after
+# splitting "mixamorig:LeftHandThumb1", "DEF-f_index.01.L", "thumb_01_l",
+# "finger1-2.L" into words (camelCase, separators and digits all split).
+BONE_KINDS = ("finger", "toe", "face", "twist/helper", "other")
+OTHER_NAMES_SHOWN = 8
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_FINGER_WORDS = frozenset("finger fingers thumb index middle ring pinky pinkie little metacarpal palm knuckle"
+                          .split())
+_FACE_WORDS = frozenset("eye eyes eyeball eyelid lid lids eyebrow brow brows jaw tongue teeth tooth lip lips "
+                        "mouth cheek cheeks nose nostril ear ears chin forehead temple face facial".split())
+_HELPER_WORDS = frozenset("twist roll helper end tip nub null dummy ik fk mch org wgt vis ctrl control pole "
+                          "target socket attach weapon prop corrective root offset driver".split())
+_RIGIFY_TWIST_LIMBS = frozenset("upper arm forearm thigh shin".split())
+
+
+def bone_words(name: str) -> list[str]:
+    """Lower-case words of a bone name (namespace dropped: "mixamorig:Hips" -> ["hips"])."""
+    return [w.lower() for w in _WORD.findall(name.rsplit(":", 1)[-1])]
+
+
+def bone_kind(name: str) -> str:
+    """Which BONE_KINDS group a bone belongs to, from its name alone (Anny,
+    Mixamo, Rigify, Unreal and similar naming)."""
+    words = bone_words(name)
+    found = set(words)
+    if any("toe" in w for w in words) or "ball" in found or ("foot" in found and found & _FINGER_WORDS):
+        return "toe"
+    if found & _FINGER_WORDS or any("finger" in w for w in words):
+        return "finger"
+    if found & _FACE_WORDS or any(w.startswith(("eye", "facial")) for w in words):
+        return "face"
+    if found & _HELPER_WORDS or _is_rigify_twist_half(words):
+        return "twist/helper"
+    return "other"
+
+
+def _is_rigify_twist_half(words: list[str]) -> bool:
+    """Rigify's "DEF-upper_arm.L.001": the second (twist) segment of a limb."""
+    return len(words) > 2 and words[0] == "def" and words[-1].isdigit() and bool(set(words) & _RIGIFY_TWIST_LIMBS)
+
+
+def unmapped_note(unmapped: list[str], rig_name: str, action_name: str) -> str:
+    """"68 bones of Demo_rig keep their rest pose: 40 finger, 28 toe, 2 face; ..."
+    with the "other" bones named (up to OTHER_NAMES_SHOWN); "" when every bone is driven."""
+    if not unmapped:
+        return ""
+    groups: dict[str, list[str]] = {k: [] for k in BONE_KINDS}
+    for name in unmapped:
+        groups[bone_kind(name)].append(name)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in groups.items() if v)
+    bones = f"{len(unmapped)} bones of {rig_name} keep" if len(unmapped) > 1 else f"1 bone of {rig_name} keeps"
+    note = f"{bones} their rest pose: {counts}" if len(unmapped) > 1 else f"{bones} its rest pose: {counts}"
+    other = groups["other"]
+    if other:
+        more = len(other) - OTHER_NAMES_SHOWN
+        note += f" (other: {', '.join(other[:OTHER_NAMES_SHOWN])}" + (f" and {more} more)" if more > 0 else ")")
+    return note + f"; the full list is the custom property {common.PROP_PREFIX}unmapped of Action '{action_name}'"
 
 
 # -- F-curves -----------------------------------------------------------------

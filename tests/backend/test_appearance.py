@@ -37,7 +37,7 @@ def slots(appearance: Appearance) -> dict[str, tuple[str, str]]:
 def test_garments_and_colours(encoder):
     a = parse_appearance("a man in a red shirt and blue jeans", encoder)
     assert slots(a) == {"top": ("shirt", "red"), "bottom": ("jeans", "blue")}
-    assert a.garment("top").sleeve == 1.0 and a.garment("bottom").leg == 1.0
+    assert a.garment("top").coverage.sleeve == 1.0 and a.garment("bottom").coverage.leg == 1.0
     assert a.style is None and a.skin_tone is None and a.hair.colour is None
 
 

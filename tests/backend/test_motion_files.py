@@ -172,6 +172,56 @@ def test_unknown_skeleton_lists_unmapped_joints():
     assert err.value.details["unmapped"] == ["Root", "Mid", "Tip"] and "pelvis" in err.value.details["missing_joints"]
 
 
+# A skeleton no naming scheme knows: every CMU joint renamed (French-ish, as an exporter might).
+MADE_UP = {"Hips": "Bassin", "LowerBack": "Dos1", "Spine": "Dos2", "Spine1": "Poitrine", "Neck": "Cou",
+           "Head": "Tete", "LHipJoint": "HancheG", "RHipJoint": "HancheD", "Neck1": "Cou2"}
+for _side, _s in (("Left", "G"), ("Right", "D")):
+    MADE_UP.update({f"{_side}{part}": f"{fr}{_s}" for part, fr in (
+        ("UpLeg", "Cuisse"), ("Leg", "Tibia"), ("Foot", "Pied"), ("ToeBase", "Orteil"), ("Shoulder", "Clavicule"),
+        ("Arm", "Bras"), ("ForeArm", "AvantBras"), ("Hand", "Main"), ("FingerBase", "Paume"))})
+MADE_UP.update({"LFingers": "DoigtsG", "RFingers": "DoigtsD", "LThumb": "PouceG", "RThumb": "PouceD"})
+
+
+def made_up_joint_map() -> dict:
+    from avatarforge.backend.motion.bvh import CMU
+
+    return {MADE_UP[cmu]: joint for cmu, joint in CMU.items()}
+
+
+def test_bvh_joint_map_maps_made_up_names(clip):
+    rot, trans = clip
+    text = cmu_bvh_from_smpl(rot, trans, 30.0, a_pose_degrees=20.0, names=MADE_UP)
+    with pytest.raises(ProtocolError) as err:           # without a map: which joints are missing, and the fix
+        bvh_to_smpl(text)
+    e = err.value
+    assert e.code == ErrorCode.BAD_REQUEST and "pelvis" in e.details["missing_joints"]
+    assert "joint_map" in e.message and "--joint-map" in e.message and "Bassin" in e.message
+    imp = bvh_to_smpl(text, joint_map=made_up_joint_map())
+    assert imp.info["skeleton"] == "joint_map" and "HancheG" in imp.info["unmapped"]
+    got = forward_kinematics(imp.rotations.astype(np.float64), imp.trans.astype(np.float64))
+    assert same_up_to_height(got, forward_kinematics(rot, trans)) < 1e-4
+    # Too few joints mapped: the same error, the map's joints no longer listed as missing.
+    partial = {k: v for k, v in made_up_joint_map().items() if v in ("pelvis", "left_hip", "right_hip")}
+    with pytest.raises(ProtocolError) as err:
+        bvh_to_smpl(text, joint_map=partial)
+    assert "left_knee" in err.value.details["missing_joints"] and "pelvis" not in err.value.details["missing_joints"]
+
+
+def test_bvh_joint_map_overrides_the_automatic_names(clip):
+    """On a CMU file: an explicit entry takes an SMPL joint from the CMU map, and null drops one."""
+    rot, trans = clip
+    text = cmu_bvh_from_smpl(rot, trans, 30.0)
+    swapped = bvh_to_smpl(text, joint_map={"LeftHand": "left_elbow", "LeftForeArm": None})
+    assert swapped.info["skeleton"] == "cmu+joint_map" and "LeftForeArm" in swapped.info["unmapped"]
+    got = forward_kinematics(swapped.rotations.astype(np.float64), swapped.trans.astype(np.float64))
+    want = forward_kinematics(rot, trans)
+    assert same_up_to_height(got[:, :J["left_elbow"]], want[:, :J["left_elbow"]]) < 1e-4   # the rest is unchanged
+    assert same_up_to_height(got, want) > 1e-2                                           # the left arm is not
+    with pytest.raises(ProtocolError) as err:
+        bvh_to_smpl(text, joint_map={"LeftPaw": "left_wrist"})
+    assert err.value.field == "joint_map" and "LeftPaw" in err.value.message and "LeftHand" in err.value.message
+
+
 # -- AMASS ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("layout, rate_key", [("smpl", "mocap_framerate"), ("smplh", "mocap_framerate"),
                                               ("smplx", "mocap_frame_rate")])
@@ -253,6 +303,39 @@ def test_pipeline_rejects_bad_params(params, field):
     with pytest.raises(ProtocolError) as err:
         load_pipelines()["motion_import"].normalise(params, BackendConfig())
     assert err.value.code == ErrorCode.BAD_REQUEST and err.value.field == field, str(err.value)
+
+
+@pytest.mark.parametrize("joint_map, words", [
+    (["Hips"], "non-empty map"),
+    ({"Hips": "hips"}, "not an SMPL-24 joint"),
+    ({"": "pelvis"}, "BVH joint names"),
+    ({"Hips": "pelvis", "Root": "pelvis"}, "pelvis named more than once"),
+])
+def test_pipeline_rejects_bad_joint_map(joint_map, words):
+    with pytest.raises(ProtocolError) as err:
+        load_pipelines()["motion_import"].normalise({"data": b"HIERARCHY", "filename": "a.bvh",
+                                                     "joint_map": joint_map}, BackendConfig())
+    e = err.value
+    assert e.code == ErrorCode.BAD_REQUEST and e.field == "joint_map" and words in e.message, str(e)
+    with pytest.raises(ProtocolError) as err:     # AMASS files are SMPL already
+        load_pipelines()["motion_import"].normalise({"data": b"PK..", "filename": "a.npz",
+                                                     "joint_map": {"Hips": "pelvis"}}, BackendConfig())
+    assert err.value.field == "joint_map"
+
+
+def test_cli_motion_import_with_joint_map(tmp_path, clip):
+    rot, trans = clip
+    bvh = tmp_path / "odd.bvh"
+    bvh.write_text(cmu_bvh_from_smpl(rot[:12], trans[:12], 30.0, names=MADE_UP))
+    (tmp_path / "map.json").write_text(json.dumps(made_up_joint_map()))
+    cli = [sys.executable, "-m", "avatarforge.backend.cli", "motion", "import", str(bvh), "--format", "json"]
+    out = subprocess.run(cli + ["--joint-map", str(tmp_path / "map.json")], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    joints = np.array(json.loads(out.stdout)["joints"])
+    assert same_up_to_height(joints, forward_kinematics(rot[:12], trans[:12])) < 1e-3
+    bad = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "joint_map" in bad.stderr and "--joint-map" in bad.stderr
 
 
 def test_cli_motion_import_prints_json(tmp_path, clip):

@@ -239,6 +239,59 @@ def test_retargeted_tracks_on_a_rig(addon: Any, clean_scene: Any) -> None:
     assert len(bpy.data.objects) == n_objects
 
 
+# Anny's 68 bones SMPL-24 leaves at rest (the backend's `unmapped` for the default Anny rig).
+ANNY_UNMAPPED = ([f"toe{t}-{k}.{s}" for s in "LR" for t in range(1, 6) for k in range(1, 3 + (t > 1))] +
+                 [f"{b}.{s}" for s in "LR" for f in range(1, 6)
+                  for b in (f"finger{f}-1", f"finger{f}-2", f"finger{f}-3") + ((f"metacarpal{f}",) if f < 5 else ())]
+                 + ["eye.L", "eye.R"])
+
+
+def test_unmapped_bones_summarised_by_kind(addon: Any, clean_scene: Any) -> None:
+    """The note counts bones SMPL-24 cannot drive by kind and names only the
+    "other" ones; the full list stays on the Action."""
+    motion_mod = addon.importers.motion
+    kinds = {  # Anny, Mixamo, Rigify, Unreal, 3ds Max names
+        "finger": ["finger2-3.R", "metacarpal1.L", "mixamorig:LeftHandThumb1", "mixamorig1:RightHandPinky4",
+                   "DEF-f_index.01.L", "DEF-thumb.02.R", "DEF-palm.01.L", "thumb_01_l", "index_metacarpal_r",
+                   "Bip01 L Finger0Nub"],
+        "toe": ["toe1-1.L", "mixamorig:LeftToeBase", "LeftToe_End", "DEF-toe.R", "ball_l", "littletoe_01_r"],
+        "face": ["eye.L", "mixamorig:LeftEye", "DEF-jaw", "DEF-lip.T.L", "DEF-eye_master.R", "DEF-ear.L",
+                 "FACIAL_C_FacialRoot", "DEF-forehead.L.001", "tongue_01"],
+        "twist/helper": ["upperarm_twist_01_l", "calf_twist_01_r", "ik_hand_gun", "ik_foot_root", "root",
+                         "mixamorig:HeadTop_End", "DEF-upper_arm.L.001", "DEF-thigh.R.001", "MCH-forearm_ik.L"],
+        "other": ["DEF-breast.L", "DEF-pelvis.R", "spine05", "hair_01", "forearm.L", "Hips", "head"],
+    }
+    for kind, names in kinds.items():
+        assert {n: motion_mod.bone_kind(n) for n in names} == {n: kind for n in names}
+
+    assert len(ANNY_UNMAPPED) == 68
+    note = motion_mod.unmapped_note(ANNY_UNMAPPED, "Demo_rig", "Demo_motion")
+    assert note.startswith("68 bones of Demo_rig keep their rest pose: 38 finger, 28 toe, 2 face;")
+    assert "other" not in note and "toe1-1" not in note and "avatarforge_unmapped of Action 'Demo_motion'" in note
+
+    others = [f"extra{i}" for i in range(10)]
+    note = motion_mod.unmapped_note(["finger1-1.L"] + others + ["upperarm_twist_01_l"], "R", "A")
+    assert note.startswith("12 bones of R keep their rest pose: 1 finger, 1 twist/helper, 10 other "
+                           "(other: extra0, extra1, extra2, extra3, extra4, extra5, extra6, extra7 and 2 more);")
+    assert motion_mod.unmapped_note(["tail"], "R", "A").startswith("1 bone of R keeps its rest pose: 1 other "
+                                                                   "(other: tail);")
+    assert motion_mod.unmapped_note([], "R", "A") == ""
+
+    # Imported: the note uses the real rig and Action, which hold the full list.
+    avatar = addon.importers.rigged_avatar.import_rigged_avatar(tube_avatar(addon.protocol), bpy.context, name="Tube")
+    T = 4
+    q = np.tile(np.array([1.0, 0, 0, 0], np.float32), (T, 3, 1))
+    tracks = addon.protocol.RetargetedTracks("tube", ["root", "spine", "arm"], q, "root",
+                                             np.zeros((T, 3), np.float32), ANNY_UNMAPPED + ["tail"])
+    motion = addon.protocol.Motion(name="still", fps=12.0, rotations=np.zeros((T, 24, 3), np.float32),
+                                   trans=np.zeros((T, 3), np.float32), retargeted=tracks,
+                                   provenance={"job": "text_motion"})
+    built = motion_mod.import_motion(motion, bpy.context, target=avatar.rig)
+    assert built.notes.startswith(f"69 bones of {avatar.rig.name} keep their rest pose: 38 finger, 28 toe, 2 face, "
+                                  "1 other (other: tail);")
+    assert f"Action '{built.action.name}'" in built.notes
+    assert addon.importers.common.read_stamp(built.action, "unmapped") == ANNY_UNMAPPED + ["tail"]
+
 def test_job_record_applies_motion_to_rig_chosen_at_submit(addon: Any, clean_scene: Any, motion: Any) -> None:
     """The async path: the result is imported onto the rig named in the record."""
     jobs = addon.jobs
