@@ -49,7 +49,7 @@ def main() -> None:
         t = time.perf_counter()
         (motion,) = pipeline.run(params, ctx)
         latencies.append(time.perf_counter() - t)
-        results = [run_check(c, motion.joints) for c in item["checks"]]
+        results = [run_check(c, motion.joints, motion.fps) for c in item["checks"]]
         ok = all(r[0] for r in results)
         passed += ok
         actions = " -> ".join(f"{s['action']}({s['score']:.2f})" for s in motion.params["text"]["segments"])

@@ -192,7 +192,7 @@ _POSES: list[tuple[str, dict, tuple[str, ...], tuple[bool, bool], bool, str | No
      ("a person in an A-pose", "stands with the arms angled down and away from the body"), (True, True), False, None),
     ("arms_up", both("shoulder", [("z", 82)]) | both("elbow", [("y", -5)]),
      ("raises both arms above the head", "both hands up in the air", "hands up, arms straight overhead",
-      "lifts both arms up high", "puts his hands up"), (True, True), False, None),
+      "lifts both arms up high", "puts his hands up", "with both arms raised high"), (True, True), False, None),
     ("arm_up_left", _ARM_UP,
      ("raises the left arm", "lifts the left hand up above the head", "left hand raised in the air",
       "puts up the left hand"), (True, True), False, "arm_up_right"),

@@ -123,13 +123,18 @@ class LocomotionClip:
     speed: float             # m/s along the heading
 
 
+def cycle_period(gait_name: str, speed_factor: float = 1.0) -> float:
+    """Seconds per cycle (two steps; one hop) of a gait at a speed factor:
+    stride and cadence each take the square root of the factor, as people do."""
+    return GAITS[gait_name].period / math.sqrt(max(speed_factor, 0.2))
+
+
 def locomotion(gait_name: str, seconds: float, fps: float, speed_factor: float = 1.0) -> LocomotionClip:
     """A `seconds` long cycle of `gait_name` at `fps`, travelling towards -Y
     from the origin; `speed_factor` scales the speed (slow 0.65 .. fast 1.45):
     stride and cadence each take its square root, as people do."""
     gait = GAITS[gait_name]
-    k = math.sqrt(max(speed_factor, 0.2))
-    speed, period = gait.speed * speed_factor, gait.period / k
+    speed, period = gait.speed * speed_factor, cycle_period(gait_name, speed_factor)
     n = max(int(round(seconds * fps)) + 1, 2)
     t = np.arange(n) / fps
     geo = _leg_geometry()

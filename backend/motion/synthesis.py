@@ -108,6 +108,15 @@ def _interpolate_keys(times: np.ndarray, keys: Sequence[KeyTarget], values: list
     return np.asarray(out, dtype=np.float64)
 
 
+def key_pose_track(keys: Sequence[KeyTarget], times: np.ndarray) -> np.ndarray:
+    """(N, 24, 3) rotations at `times` eased from key to key (slerp), holding
+    the first key before it and the last after it: the un-optimised track, for
+    layering an upper-body action's arms onto another motion."""
+    keys = sorted(keys, key=lambda k: k.time)
+    return _interpolate_keys(np.asarray(times, np.float64), keys, [np.asarray(k.rotations, np.float64) for k in keys],
+                             rotation=True)
+
+
 def _flight_windows(keys: Sequence[KeyTarget]) -> list[tuple[float, float]]:
     """Time spans in the air: from the key before each airborne key (take-off) to the key after it (landing)."""
     out = []
@@ -190,17 +199,14 @@ def synthesise(keys: Sequence[KeyTarget], seconds: float, fps: float, start: tup
     end of the previous segment); `progress` adds AvatarCLIP's progress term
     towards the last key. Deterministic for a given `seed` (which jitters the
     key poses by a degree or so, so seeds give slightly different takes)."""
-    import torch
+    from ..models.torch_threads import single_threaded_torch
 
     if not keys:
         raise ValueError("synthesise needs at least one key pose")
-    # Small tensors: one thread is ~30x faster than several fighting over them.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # Small tensors: one thread is ~30x faster than several fighting over them
+    # (process-global, so shared with overlapping jobs through the helper).
+    with single_threaded_torch():
         return _synthesise(keys, seconds, fps, start, progress, seed, iterations, key_rate)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _synthesise(keys: Sequence[KeyTarget], seconds: float, fps: float, start: tuple[np.ndarray, np.ndarray] | None,

@@ -16,6 +16,14 @@ of its labels matches closely (motion/library.py), a procedural locomotion
 cycle (motion/locomotion.py), or an optimised pass through ranked key poses
 (motion/keyposes.py + motion/synthesis.py). Segments follow on from each other
 (each starts from the pose the previous one ended in).
+
+Simultaneous actions ("walks while waving") play the base segment and layer the
+upper-body action's arm (and, when it moves them, upper spine / neck / head)
+rotations on it over the same span, faded in and out; leg joints are not
+touched, so the base's foot contacts stay exact. Repetition counts ("jumps
+three times") play that many cycles in the requested duration, squeezed down to
+MIN_PACE of the natural pace at most (fewer repetitions beyond that, recorded
+as capped in the segment's "repetitions").
 """
 from __future__ import annotations
 
@@ -32,10 +40,11 @@ from ..config import BackendConfig
 from ..models.text_encoder import ENCODER_NAMES, TextEncoder, load_text_encoder, minilm_available
 from ..motion import ops
 from ..motion.build import make_motion
+from ..motion.skeleton import J
 from ..motion.keyposes import KeyPose, authored_keyposes, grounded_trans, keypose, turn_clip, with_heading
-from ..motion.locomotion import locomotion
+from ..motion.locomotion import cycle_period, locomotion
 from ..motion.retarget import normalise_target, target_summary
-from ..motion.synthesis import KeyTarget, synthesise
+from ..motion.synthesis import KeyTarget, key_pose_track, synthesise
 from ..text.motion_prompt import MotionVocabulary, Segment, action_by_name, understand
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
@@ -49,6 +58,13 @@ NAME_MAX = 63
 POSE_MARGIN = 0.03          # candidates within this score of the best are passed through on the way to it
 MAX_CANDIDATES = 3
 BLEND_SECONDS = 0.25        # cross-fade into a locomotion cycle
+OVERLAY_FADE_SECONDS = 0.3  # fade of a layered upper-body action in and out
+MIN_PACE = 0.5              # counted repetitions are squeezed down to this fraction of their natural period
+SLOW_PACE = 1.5             # ... and stretched up to this much when there is time to spare
+# Joints an upper-body action may drive when layered on another motion (legs, pelvis and lower spine never).
+OVERLAY_ARMS = ("left_collar", "right_collar", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                "left_wrist", "right_wrist", "left_hand", "right_hand")
+OVERLAY_HEAD = ("spine3", "neck", "head")
 
 
 @dataclass
@@ -93,20 +109,53 @@ def _frame_bounds(weights: list[float], frames: int) -> list[int]:
     return bounds
 
 
+def _repeated(keys: tuple[str, ...], count: int) -> list[str]:
+    """An action's key poses `count` times in a row. Actions that leave a crouch
+    for a final "stand" (jumps) rebound from the crouch between repetitions
+    instead of standing up in between (which would read as another bounce)."""
+    names = list(keys)
+    if count > 1 and names[-1] == "stand" and names[0] != "stand":
+        body = names[:-1]
+        names = body * count + ["stand"]
+        names = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]]
+    else:
+        names = names * count
+    return names
+
+
+def _counted_pace(keys_per_rep: int, period: float, count: int, seconds: float,
+                  trailing: float = 1.0) -> tuple[int, float]:
+    """(repetitions played, period) for `count` repetitions in `seconds`: the
+    natural period stretched up to SLOW_PACE, squeezed down to MIN_PACE, and
+    fewer repetitions when even that does not fit."""
+    pace = min(period * SLOW_PACE, seconds / (keys_per_rep * count + trailing))
+    if pace >= period * MIN_PACE:
+        return count, pace
+    played = max(1, int((seconds / (period * MIN_PACE) - trailing) // keys_per_rep))
+    return min(played, count), seconds / (keys_per_rep * min(played, count) + trailing)
+
+
 def _pose_keys(seg: Segment, vocab: MotionVocabulary, seconds: float) -> tuple[list[KeyTarget], bool, list[str]]:
-    """Key poses for a key-pose segment and whether the progress term applies."""
+    """Key poses for a key-pose segment and whether the progress term applies
+    (sets seg.count to the repetitions played when a count was asked for)."""
     by_name = {kp.name: kp for kp in vocab.keyposes}
     choice = seg.choice
     if choice.kind == "action":
         action = action_by_name(choice.name)
         names = list(action.keys)
         period = action.period
-        if action.cycle:
+        if seg.count is not None:
+            seg.count, period = _counted_pace(len(names), period, seg.count, seconds)
+            names = _repeated(action.keys, seg.count)
+            if by_name[names[-1]].airborne:
+                names.append(names[0])
+            progress = not action.cycle and seg.count == 1
+        elif action.cycle:
             per_cycle = len(names) * period
             cycles = max(1, int((seconds - period) // per_cycle))
             if per_cycle + period > seconds:             # even one cycle is too slow: play it faster
                 period = seconds / (len(names) + 1)
-            names = names * cycles
+            names = _repeated(action.keys, cycles)
             if by_name[names[-1]].airborne:              # land before the segment ends
                 names.append(names[0])
             progress = False
@@ -168,21 +217,40 @@ def generate_motion(prompt: str, seconds: float, fps: float, seed: int, vocab: M
     for i, seg in enumerate(segments):
         n = bounds[i + 1] - bounds[i]                     # frame steps in this segment
         dur = n / fps
-        summary = seg.summary()
+        first = 0 if rot is None else len(rot) - 1        # this segment's first frame
         clip = library.match(seg.text, vocab.encoder) if library is not None else None
         if clip is not None and clip.score >= seg.choice.score:     # ties: its own sampled poses
+            summary = seg.summary()
             summary.update(action=clip.name, kind="clip", score=round(clip.score, 4))
             part_r, part_t = turn_clip(*library.clip_frames(clip.name, fps, n + 1), heading)
             rot, trans = _append_blended(rot, trans, part_r, part_t, fps)
         elif seg.choice.kind == "gait":
             blend = 0 if rot is None else max(1, int(round(BLEND_SECONDS * fps)))
-            loco = locomotion(action_by_name(seg.choice.name).gait or "walk", (n + blend) / fps, fps, seg.speed)
+            gait = action_by_name(seg.choice.name).gait or "walk"
+            steps = n
+            if seg.count is not None:                 # "hops twice": that many cycles, then stand
+                cycle = cycle_period(gait, seg.speed)
+                seg.count, pace = _counted_pace(1, cycle, seg.count, dur, trailing=0.0)
+                steps = min(n, max(1, int(round(seg.count * pace * fps))))
+                speed = seg.speed * cycle / pace      # a squeezed cycle is a faster one
+            else:
+                speed = seg.speed
+            loco = locomotion(gait, (steps + blend) / fps, fps, speed)
+            summary = seg.summary()
             summary["speed_mps"] = round(loco.speed, 3)
             loco_r, loco_t = turn_clip(loco.rotations, loco.trans, heading)
             if rot is None:
                 rot, trans = loco_r, loco_t
             else:
                 rot, trans = ops.concatenate([(rot, trans), (loco_r, loco_t)], blend_frames=blend)
+            if steps < n:                             # settle into standing for the rest of the segment
+                rest = n - steps
+                stand_at = min(0.6, 0.8 * rest / fps)
+                start = (with_heading(rot[-1], -heading), np.asarray(trans[-1], np.float64))
+                synth = synthesise([_key(keypose("stand"), stand_at)], rest / fps, fps, start=start, seed=seed + i)
+                part_r, part_t = turn_clip(synth.rotations, synth.trans, heading)
+                rot = np.concatenate([rot, part_r[1:]])
+                trans = np.concatenate([trans, part_t[1:]])
         else:
             # Key-pose segments are made facing the default way (-Y) from the start pose
             # turned back by the heading, then turned to the heading (no axis-angle wrap-around).
@@ -190,10 +258,14 @@ def generate_motion(prompt: str, seconds: float, fps: float, seed: int, vocab: M
             start = (with_heading(start_rot, -heading), np.asarray(start_trans, np.float64))
             turn = action_by_name(seg.choice.name).turn if seg.choice.kind == "action" else 0.0
             if turn:
+                if seg.count is not None:             # "spins twice": that many turns
+                    turn *= seg.count
                 part_r, part_t = _turn_in_place(start, np.radians(turn), n, fps)
+                summary = seg.summary()
                 summary["key_poses"] = ["stand"]
             else:
                 keys, use_progress, names = _pose_keys(seg, vocab, dur)
+                summary = seg.summary()
                 synth = synthesise(keys, dur, fps, start=start, progress=use_progress, seed=seed + i)
                 part_r, part_t = synth.rotations, synth.trans
                 summary["key_poses"] = names
@@ -205,6 +277,9 @@ def generate_motion(prompt: str, seconds: float, fps: float, seed: int, vocab: M
             else:
                 rot = np.concatenate([rot, part_r[1:]])
                 trans = np.concatenate([trans, part_t[1:]])
+        if seg.overlay is not None:
+            rot, overlay_names = _layer_upper_body(rot, first, seg.overlay, vocab, fps, fade_out=i + 1 < len(segments))
+            summary["overlay"] = seg.overlay.summary() | {"key_poses": overlay_names}
         summaries.append(summary)
         if progress is not None:
             progress((i + 1) / len(segments), f"motion: {summary['action']}")
@@ -213,6 +288,36 @@ def generate_motion(prompt: str, seconds: float, fps: float, seed: int, vocab: M
     summaries[-1]["final_heading_deg"] = round(float(np.degrees(heading)), 2)
     return MotionPlan(np.asarray(rot, np.float32), np.asarray(trans, np.float32), summaries,
                       {"understand_s": round(t_understand, 4), "total_s": round(time.perf_counter() - t0, 4)})
+
+
+def _layer_upper_body(rot: np.ndarray, first: int, overlay: Segment, vocab: MotionVocabulary, fps: float,
+                      fade_out: bool) -> tuple[np.ndarray, list[str]]:
+    """`rot` with the upper-body action `overlay` played over frames `first`..end:
+    its key poses eased from one to the next, faded in (and out when another
+    segment follows) over the arm joints it moves (upper spine, neck and head
+    too when it moves them). Only joints below no foot change: contacts stay.
+    Also returns the overlay's key-pose names."""
+    from ..motion import rotations
+
+    out = np.array(rot, dtype=np.float64, copy=True)
+    frames = len(out) - first
+    dur = (frames - 1) / fps
+    keys, _, names = _pose_keys(overlay, vocab, max(dur, 1.0 / fps))
+    track = key_pose_track(keys, np.arange(frames) / fps)
+    stand = keypose("stand").rotations
+    moved = np.degrees(np.linalg.norm(track - stand, axis=-1)).max(axis=0) > 5.0
+    joints = [J[n] for n in OVERLAY_ARMS if moved[J[n]]] + [J[n] for n in OVERLAY_HEAD if moved[J[n]]]
+    if not joints:
+        return out, names
+    t = np.arange(frames) / fps
+    fade = max(OVERLAY_FADE_SECONDS, 1.0 / fps)
+    w = np.clip(t / fade, 0.0, 1.0)
+    if fade_out:
+        w = np.minimum(w, np.clip((dur - t) / fade, 0.0, 1.0))
+    w = w * w * (3 - 2 * w)
+    seg = out[first:]
+    seg[:, joints] = rotations.slerp_axis_angle(seg[:, joints], track[:, joints], w[:, None] * np.ones(len(joints)))
+    return out, names
 
 
 def _turn_in_place(start: tuple[np.ndarray, np.ndarray], yaw: float, steps: int,

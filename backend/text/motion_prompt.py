@@ -4,8 +4,12 @@ candidate poses, played in order).
 
 Meaning comes from the text encoder: every segment of the prompt is compared
 with descriptions of the actions, gaits and key poses, and with descriptions of
-speeds. The only hand-written language rule is the phrase splitter, which cuts
-a prompt at sequencing words ("then", "after that", commas...).
+speeds. The hand-written language rules are light phrase structure only: the
+splitter that cuts a prompt at sequencing words ("then", "after that",
+commas...), the places where a phrase may join two simultaneous actions
+("while", "as", "and", "with", a participle: "strolls along waving"; the
+encoder decides whether the halves really are a base motion plus an upper-body
+action), and repetition counts ("three times", "twice", "does 5 squats").
 """
 from __future__ import annotations
 
@@ -28,6 +32,18 @@ _SPLIT = re.compile(r"\s*(?:,|;|\.(?:\s|$)|\band then\b|\bthen\b|\bafter that\b|
 _LEADING = re.compile(r"^(?:and|first|firstly|at first|and finally|a person|the person|someone|he|she|they)\b\s*",
                       re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+# Where a phrase may join two things done at once: a connective, or before a participle ("runs waving").
+_TOGETHER = re.compile(r"\s+(?:while|whilst|as|and|with|all the while)\s+|\s+(?=\w{3,}ing\b)", re.IGNORECASE)
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+            "ten": 10, "eleven": 11, "twelve": 12, "a dozen": 12, "once": 1, "twice": 2, "thrice": 3,
+            "a couple of": 2, "a couple": 2}
+_NUMBER = r"(\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a dozen|a couple of|a couple)"
+_TIMES = re.compile(r"\s*\b(?:" + _NUMBER + r"\s+times|(once|twice|thrice))\b(?:\s+in\s+a\s+row)?", re.IGNORECASE)
+# "does 5 squats", "three jumps": a number before a plural noun that is not a body part or a unit.
+_COUNTED = re.compile(r"\b" + _NUMBER + r"\s+(?!(?:hands|arms|feet|legs|knees|fingers|steps|meters|metres|"
+                      r"seconds|minutes|people|friends|times)\b)([a-z]+s)\b", re.IGNORECASE)
+MAX_REPEATS = 10           # repetition counts are capped here (a bounded amount of work per segment)
+TOGETHER_SCORE = 0.45      # both halves of a simultaneous phrase must match this well
 
 
 @dataclass(frozen=True)
@@ -47,15 +63,19 @@ class Action:
     gait: str | None = None
     seconds: float = 2.0          # how long the action naturally takes (segment weights)
     turn: float = 0.0             # degrees the body turns over the action (+: to its left)
+    upper: bool = False           # an upper-body action: can be layered on a gait or a lower-body base
 
 
 ACTIONS: tuple[Action, ...] = (
-    Action("wave_right", ("waves hello", "waves with the right hand", "waving goodbye with the right hand",
+    Action("wave_right", upper=True,
+           descriptions=("waves hello", "waves with the right hand", "waving goodbye with the right hand",
                           "greets someone with a friendly wave of the hand", "says hi and waves", "is waving"),
            keys=("wave_right_a", "wave_right_b"), cycle=True, period=0.32),
-    Action("wave_left", ("waves with the left hand", "waving goodbye with the left hand", "left hand waving hello"),
+    Action("wave_left", upper=True,
+           descriptions=("waves with the left hand", "waving goodbye with the left hand", "left hand waving hello"),
            keys=("wave_left_a", "wave_left_b"), cycle=True, period=0.32),
-    Action("wave_both", ("waves both arms over the head", "waving both hands in the air"),
+    Action("wave_both", upper=True,
+           descriptions=("waves both arms over the head", "waving both hands in the air"),
            keys=("arms_up", "cheer"), cycle=True, period=0.35),
     Action("jump", ("jumps", "jumps up and down", "jumps into the air", "leaps up high", "jumps for joy",
                     "does a vertical jump", "bounces up in a jump"),
@@ -74,13 +94,17 @@ ACTIONS: tuple[Action, ...] = (
     Action("stand_up", ("stands up from a chair", "gets up from sitting", "rises to his feet"),
            keys=("sit", "stand", "stand"), period=0.8),
     Action("kneel_down", ("kneels down", "goes down on the knees"), keys=("stand", "kneel", "kneel"), period=0.8),
-    Action("clap", ("claps", "claps the hands", "applauds", "gives a round of applause"),
+    Action("clap", upper=True,
+           descriptions=("claps", "claps the hands", "applauds", "gives a round of applause"),
            keys=("clap_open", "clap_closed", "clap_closed"), cycle=True, period=0.16),
-    Action("box", ("punches", "boxing", "throws punches", "shadow boxing, jabbing with both fists", "fights"),
+    Action("box", upper=True,
+           descriptions=("punches", "boxing", "throws punches", "shadow boxing, jabbing with both fists", "fights"),
            keys=("guard", "punch_left", "guard", "punch_right"), cycle=True, period=0.28),
-    Action("punch_right", ("punches with the right fist", "throws a right punch", "hits with the right hand"),
+    Action("punch_right", upper=True,
+           descriptions=("punches with the right fist", "throws a right punch", "hits with the right hand"),
            keys=("guard", "punch_right"), cycle=True, period=0.35),
-    Action("punch_left", ("punches with the left fist", "throws a left punch", "hits with the left hand"),
+    Action("punch_left", upper=True,
+           descriptions=("punches with the left fist", "throws a left punch", "hits with the left hand"),
            keys=("guard", "punch_left"), cycle=True, period=0.35),
     Action("kick_right", ("kicks", "kicks with the right leg", "kicks a ball with the right foot",
                           "does a front kick"), keys=("stand", "kick_right", "kick_right", "stand"), cycle=True, period=0.3),
@@ -90,10 +114,13 @@ ACTIONS: tuple[Action, ...] = (
            keys=("stand", "bow", "bow", "stand"), period=0.6),
     Action("dance", ("dances", "dancing to the music", "does a little dance", "grooves and dances happily"),
            keys=("dance_a", "dance_b"), cycle=True, period=0.5),
-    Action("nod", ("nods the head", "nods yes"), keys=("stand", "look_down"), cycle=True, period=0.3),
-    Action("shake_head", ("shakes the head", "shakes the head no", "looks around left and right"),
+    Action("nod", upper=True,
+           descriptions=("nods the head", "nods yes"), keys=("stand", "look_down"), cycle=True, period=0.3),
+    Action("shake_head", upper=True,
+           descriptions=("shakes the head", "shakes the head no", "looks around left and right"),
            keys=("head_turn_left", "head_turn_right"), cycle=True, period=0.4),
-    Action("throw", ("throws a ball", "throws something with the right arm", "pitches a baseball"),
+    Action("throw", upper=True,
+           descriptions=("throws a ball", "throws something with the right arm", "pitches a baseball"),
            keys=("stand", "throw_windup_right", "throw_release_right", "stand"), period=0.45),
     Action("lunges", ("does lunges", "alternating forward lunges", "lunge exercise"),
            keys=("stand", "lunge_left", "stand", "lunge_right"), cycle=True, period=0.7, seconds=2.8),
@@ -151,11 +178,38 @@ class Segment:
     speed_name: str = "normal"
     weight: float = 2.0                                       # relative share of the duration
     matched: bool = True                                      # False: nothing matched, standing idle
+    count: int | None = None                                  # repetitions asked for ("three times"), capped
+    count_requested: int | None = None                        # the number as written, before the cap
+    overlay: Segment | None = None                            # an upper-body action done at the same time
 
     def summary(self) -> dict[str, Any]:
-        return {"text": self.text, "action": self.choice.name, "kind": self.choice.kind,
-                "score": round(self.choice.score, 4), "speed": self.speed_name, "matched": self.matched,
-                "candidates": [{"name": c.name, "kind": c.kind, "score": round(c.score, 4)} for c in self.ranked]}
+        out = {"text": self.text, "action": self.choice.name, "kind": self.choice.kind,
+               "score": round(self.choice.score, 4), "speed": self.speed_name, "matched": self.matched,
+               "candidates": [{"name": c.name, "kind": c.kind, "score": round(c.score, 4)} for c in self.ranked]}
+        if self.count is not None:
+            out["repetitions"] = {"requested": self.count_requested, "played": self.count,
+                                  "capped": self.count_requested != self.count}
+        if self.overlay is not None:
+            out["overlay"] = self.overlay.summary()
+        return out
+
+
+def extract_count(phrase: str) -> tuple[str, int | None]:
+    """The phrase without its repetition count, and the count ("jumps three
+    times" -> ("jumps", 3); "does 5 squats" -> ("does squats", 5)); None when
+    it names none."""
+    m = _TIMES.search(phrase)
+    if m:
+        word = (m.group(1) or m.group(2)).lower()
+        count = int(word) if word.isdigit() else _NUMBERS[word]
+        return (phrase[:m.start()] + phrase[m.end():]).strip(" ,"), count
+    m = _COUNTED.search(phrase)
+    if m:
+        word = m.group(1).lower()
+        count = int(word) if word.isdigit() else _NUMBERS[word]
+        if count >= 2:
+            return (phrase[:m.start()] + m.group(2) + phrase[m.end():]).strip(" ,"), count
+    return phrase, None
 
 
 def split_phrases(prompt: str) -> list[str]:
@@ -216,6 +270,17 @@ class MotionVocabulary:
         self.speed_names = [n for n, _ in speed_texts]
         self.speed_emb = _encode_cached(encoder, [t for _, t in speed_texts])
         self._cache: dict[str, np.ndarray] = {}
+        self._upper_poses = {kp.name for kp in self.keyposes if _is_upper_body_pose(kp.rotations)}
+
+    def is_upper(self, c: Candidate) -> bool:
+        """An upper-body action or pose: its arms/head can be layered on another motion."""
+        if c.kind == "action":
+            return action_by_name(c.name).upper
+        return c.kind == "pose" and c.name in self._upper_poses
+
+    def is_base(self, c: Candidate) -> bool:
+        """A motion that carries the legs (a gait, a whole- or lower-body action or pose)."""
+        return c.kind == "gait" or (c.kind in ("action", "pose") and not self.is_upper(c))
 
     def embed(self, texts: Sequence[str]) -> None:
         """Encode `texts` in one batch (one forward pass) and remember them for rank/speed_of."""
@@ -269,6 +334,22 @@ class MotionVocabulary:
         return name, SPEEDS[name][0]
 
 
+_LOWER_JOINTS = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+                 "left_foot", "right_foot", "spine1", "spine2")
+
+
+def _is_upper_body_pose(rot: np.ndarray) -> bool:
+    """A pose whose legs, pelvis and lower spine stand as in "stand" (within 3
+    degrees) and whose arms or head do something else (more than 10 degrees)."""
+    from ..motion.keyposes import keypose
+    from ..motion.skeleton import J
+
+    diff = np.degrees(np.linalg.norm(np.asarray(rot) - keypose("stand").rotations, axis=-1))
+    lower = np.array([J[n] for n in _LOWER_JOINTS])
+    upper = np.setdiff1d(np.arange(len(diff)), lower)
+    return bool(diff[lower].max() < 3.0 and diff[upper].max() > 10.0)
+
+
 def action_by_name(name: str) -> Action:
     for a in ACTIONS:
         if a.name == name:
@@ -278,22 +359,89 @@ def action_by_name(name: str) -> Action:
 
 def understand(prompt: str, vocabulary: MotionVocabulary, top: int = 5) -> list[Segment]:
     """The prompt as an ordered list of segments, each with its chosen action,
-    gait or key pose (the best-scoring one) and its ranked candidates."""
+    gait or key pose (the best-scoring one), its ranked candidates, its
+    repetition count and, for "walks while waving", the upper-body action
+    layered on it."""
     segments = []
     phrases = split_phrases(prompt)
-    vocabulary.embed(phrases + [h.strip() for p in phrases for h in _AND.split(p) if h.strip()])
+    texts = []
+    for p in phrases:
+        texts += [p, extract_count(p)[0]] + [extract_count(h.strip())[0] for h in _AND.split(p) if h.strip()]
+        texts += [extract_count(h)[0] for pair in _together_halves(p) for h in pair]
+    vocabulary.embed([t for t in texts if t])
     for phrase in phrases:
+        layered = _layered_segment(phrase, vocabulary, top)
+        if layered is not None:
+            segments.append(layered)
+            continue
         for part in _split_and(phrase, vocabulary):
-            ranked = vocabulary.rank(part, top)
-            choice = ranked[0]
-            if choice.score < MIN_SCORE:
-                # Nothing in the vocabulary resembles this phrase (gibberish, an unknown
-                # language): stand idle rather than act out a random match; recorded as such.
-                choice = Candidate("stand", "pose", choice.score, "(no action matched; standing)")
-            speed_name, speed = vocabulary.speed_of(part) if choice.kind == "gait" else ("normal", 1.0)
-            weight = action_by_name(choice.name).seconds if choice.kind in ("action", "gait") else 2.0
-            segments.append(Segment(part, choice, ranked, speed, speed_name, weight, choice is ranked[0]))
+            segments.append(_segment(part, vocabulary, top))
     return segments
+
+
+def _segment(text: str, vocabulary: MotionVocabulary, top: int, ranked: list[Candidate] | None = None) -> Segment:
+    """One action: the best candidate for `text` (without its count), its speed, count and weight."""
+    clean, requested = extract_count(text)
+    ranked = ranked if ranked is not None else vocabulary.rank(clean or text, top)
+    choice = ranked[0]
+    if choice.score < MIN_SCORE:
+        # Nothing in the vocabulary resembles this phrase (gibberish, an unknown
+        # language): stand idle rather than act out a random match; recorded as such.
+        choice = Candidate("stand", "pose", choice.score, "(no action matched; standing)")
+    speed_name, speed = vocabulary.speed_of(clean or text) if choice.kind == "gait" else ("normal", 1.0)
+    count = None if requested is None else max(1, min(requested, MAX_REPEATS))
+    weight = _natural_seconds(choice, count, speed)
+    return Segment(text, choice, ranked, speed, speed_name, weight, choice is ranked[0], count, requested)
+
+
+def _natural_seconds(choice: Candidate, count: int | None, speed: float) -> float:
+    """How long an action takes (its share of a multi-action prompt): longer when repeated."""
+    if choice.kind not in ("action", "gait"):
+        return 2.0
+    action = action_by_name(choice.name)
+    if count is None:
+        return action.seconds
+    if choice.kind == "gait":
+        from ..motion.locomotion import cycle_period
+
+        return count * cycle_period(action.gait or "walk", speed) + 1.0
+    if action.cycle:
+        return max(1.0, count * len(action.keys) * action.period + action.period)
+    return action.seconds * count
+
+
+def _together_halves(phrase: str) -> list[tuple[str, str]]:
+    """Every way of cutting `phrase` in two at a connective or before a participle."""
+    out = []
+    for m in _TOGETHER.finditer(phrase):
+        a, b = phrase[:m.start()].strip(" ,"), phrase[m.end():].strip(" ,")
+        if a and b:
+            out.append((a, b))
+    return out
+
+
+def _layered_segment(phrase: str, vocabulary: MotionVocabulary, top: int) -> Segment | None:
+    """"walks while waving", "jogs with both arms raised", "waves while sitting":
+    a base motion (gait, lower- or whole-body action) with an upper-body action
+    over the same time, when one half of the phrase clearly means each (the
+    encoder decides); None when the phrase is not such a pair."""
+    best: tuple[float, str, list[Candidate], str, list[Candidate]] | None = None
+    for a, b in _together_halves(phrase):
+        ra = vocabulary.rank(extract_count(a)[0] or a, top)
+        rb = vocabulary.rank(extract_count(b)[0] or b, top)
+        for base_text, base_r, up_text, up_r in ((a, ra, b, rb), (b, rb, a, ra)):
+            score = min(base_r[0].score, up_r[0].score)
+            if score >= TOGETHER_SCORE and vocabulary.is_base(base_r[0]) and vocabulary.is_upper(up_r[0]) \
+                    and (best is None or score > best[0]):
+                best = (score, base_text, base_r, up_text, up_r)
+    if best is None:
+        return None
+    _, base_text, base_r, up_text, up_r = best
+    segment = _segment(base_text, vocabulary, top, base_r)
+    segment.overlay = _segment(up_text, vocabulary, top, up_r)
+    if segment.count is None and segment.overlay.count is not None:
+        segment.weight = max(segment.weight, segment.overlay.weight)
+    return segment
 
 
 def _split_and(phrase: str, vocabulary: MotionVocabulary, threshold: float = 0.55) -> list[str]:
@@ -302,9 +450,9 @@ def _split_and(phrase: str, vocabulary: MotionVocabulary, threshold: float = 0.5
     halves = _AND.split(phrase)
     if len(halves) < 2:
         return [phrase]
-    whole = vocabulary.rank(phrase, 1)[0].score
+    whole = vocabulary.rank(extract_count(phrase)[0] or phrase, 1)[0].score
     parts = [h.strip() for h in halves if h.strip()]
-    scores = [vocabulary.rank(h, 1)[0].score for h in parts]
+    scores = [vocabulary.rank(extract_count(h)[0] or h, 1)[0].score for h in parts]
     if min(scores) >= threshold and min(scores) > whole:
         return parts
     return [phrase]

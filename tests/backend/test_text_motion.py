@@ -317,3 +317,57 @@ def test_text_motion_through_a_real_backend(tmp_path):
         with pytest.raises(ProtocolError) as err:
             client.wait(client.submit("text_motion", {"prompt": "jumps", "seconds": 100})["job_id"])
         assert err.value.code == ErrorCode.BAD_REQUEST and err.value.field == "seconds"
+
+
+# -- simultaneous actions and repetition counts ----------------------------------------------------------
+@pytest.mark.parametrize("phrase, clean, count", [
+    ("jumps three times", "jumps", 3), ("waves twice", "waves", 2), ("does 5 squats", "does squats", 5),
+    ("claps 4 times", "claps", 4), ("stands on one leg", "stands on one leg", None),
+    ("raises both arms", "raises both arms", None), ("jumps 40 times in a row", "jumps", 40),
+])
+def test_repetition_counts_are_read(phrase, clean, count):
+    from avatarforge.backend.text.motion_prompt import extract_count
+
+    assert extract_count(phrase) == (clean, count)
+
+
+def test_peak_and_episode_checks_count_what_they_say():
+    from avatarforge.backend.motion.checks import count_episodes, count_peaks
+
+    t = np.linspace(0, 3, 91)
+    z = 0.9 + 0.3 * np.clip(np.sin(2 * np.pi * t), 0, None)                 # three bumps, flat in between
+    z[10:13] = z[10:13].max()                                                 # a flat top counts once
+    assert count_peaks(z, 0.07) == 3 and count_peaks(-z, 0.07) == 2 and count_peaks(z, 0.5) == 0
+    assert count_episodes(np.array([0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1], bool), gap=1) == 3
+    assert count_episodes(np.array([0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1], bool), gap=2) == 2
+
+
+def test_walks_and_waves_layers_the_wave_on_the_walk(pipeline):
+    motion = generate(pipeline, prompt="walks and waves", seconds=3.0, fps=20)
+    (segment,) = motion.params["text"]["segments"]
+    assert segment["action"] == "walk" and segment["overlay"]["action"] == "wave_right"
+    joints = motion.joints
+    assert run_check({"kind": "travel", "direction": "forward", "min": 1.0}, joints)[0]
+    ok, frac = run_check({"kind": "above", "joint": "right_wrist", "over": "right_shoulder", "fraction": 0.3}, joints)
+    assert ok, frac
+    # The legs are the walk's own: planted feet do not slide.
+    assert run_check({"kind": "foot_slide", "max": 0.05}, joints, 20.0)[0]
+    for k, side in enumerate(("left", "right")):
+        still = motion.contacts[1:, k] & motion.contacts[:-1, k]
+        steps = np.linalg.norm(np.diff(joints[:, J[f"{side}_ankle"], :2], axis=0), axis=-1)[still] * 20
+        assert still.any() and np.median(steps) < 0.02
+    # Not simultaneous: a sequence of a walk and a sit stays a sequence.
+    seq = generate(pipeline, prompt="walks forward and sits down", seconds=3.0, fps=10)
+    assert [s["action"] for s in seq.params["text"]["segments"]] == ["walk", "sit_down"]
+
+
+def test_jumps_three_times_gives_three_jumps_and_caps_absurd_counts(pipeline):
+    motion = generate(pipeline, prompt="jumps three times", seconds=4.0, fps=20)
+    (segment,) = motion.params["text"]["segments"]
+    assert segment["repetitions"] == {"requested": 3, "played": 3, "capped": False}
+    ok, peaks = run_check({"kind": "pelvis_peaks", "min": 3, "max": 3}, motion.joints)
+    assert ok, peaks
+    many = generate(pipeline, prompt="jumps 40 times", seconds=1.5, fps=10)
+    reps = many.params["text"]["segments"][0]["repetitions"]
+    assert reps["requested"] == 40 and reps["capped"] and 1 <= reps["played"] <= 10
+    assert many.frames == 16
