@@ -171,7 +171,8 @@ _POINT = {"left_shoulder": [("y", -85), ("z", 8)], "left_elbow": [("y", 0)], "le
 _LEAN = {"spine1": [("z", -12)], "spine2": [("z", -10)], "spine3": [("z", -8)], "neck": [("z", -5)],
          **ARMS_DOWN}
 _HEAD_TURN = {"neck": [("y", 35)], "head": [("y", 25)], **ARMS_DOWN}
-_SALUTE = {"left_shoulder": [("z", 12), ("y", -50)], "left_elbow": [("y", -150)], "left_wrist": [("z", 15)],
+# Upper arm out and forward at shoulder height, forearm folded up so the hand meets the forehead.
+_SALUTE = {"left_shoulder": [("z", 20), ("y", -60)], "left_elbow": [("z", 40), ("y", -110)], "left_wrist": [("z", 15)],
            **ARMS_DOWN_RIGHT}
 _SIDE_STEP = {"left_hip": [("z", 25)], "right_hip": mirror_steps([("z", 5)]), **ARMS_DOWN}
 _THROW_WINDUP = {"left_shoulder": [("x", 60), ("z", 70), ("y", 40)], "left_elbow": [("y", -90)],
