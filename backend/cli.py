@@ -162,7 +162,7 @@ def add_text_avatar_commands(gen_sub: Any) -> None:
 
 
 def cmd_generate_avatar(args: argparse.Namespace) -> int:
-    from .export_gltf import write_glb
+    from .formats.gltf import write_glb
 
     params: dict[str, Any] = {"prompt": args.prompt}
     for name in ("seed", "texture_size", "encoder", "name"):
@@ -257,7 +257,7 @@ def run_job(job: str, params: dict[str, Any], config: BackendConfig) -> list[Any
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .export_gltf import write_glb
+    from .formats.gltf import write_glb
 
     config = config_from_args(args)
     (avatar,) = run_job("body", body_params(args), config)

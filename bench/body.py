@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests.support, for the server helper
 
 from avatarforge.backend.config import BackendConfig  # noqa: E402
-from avatarforge.backend.export_gltf import write_glb  # noqa: E402
+from avatarforge.backend.formats.gltf import write_glb  # noqa: E402
 from avatarforge.backend.pipelines import JobContext  # noqa: E402
 from avatarforge.backend.pipelines.body import BodyPipeline  # noqa: E402
 from avatarforge.protocol.client import Client  # noqa: E402

@@ -38,7 +38,7 @@ import numpy as np
 from avatarforge.protocol import ErrorCode, ProtocolError
 
 from ..config import BackendConfig
-from .axes import frames_y_up_to_z_up, y_up_to_z_up
+from ..core.axes import frames_y_up_to_z_up, y_up_to_z_up
 from .body_model import BodyMesh, BodyModel, ground_translation, top_k_skin_weights, translate_frames, \
     triangles_with_corner_uvs
 

@@ -30,7 +30,7 @@ import numpy as np
 from avatarforge.protocol import ErrorCode, ProtocolError
 from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES, SMPL24_JOINTS
 
-from ..models.axes import Y_UP_TO_Z_UP
+from ..core.axes import Y_UP_TO_Z_UP
 from . import rotations as rot
 from .retarget import SourceSkeleton, grounded, source_to_smpl
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from avatarforge.protocol import SMPL24_JOINTS, SMPL24_PARENTS, Skeleton
 
-from ..models.axes import Y_UP_TO_Z_UP, y_up_to_z_up
+from ..core.axes import Y_UP_TO_Z_UP, y_up_to_z_up
 
 JOINT_NAMES = SMPL24_JOINTS
 PARENTS = np.asarray(SMPL24_PARENTS, dtype=np.int64)

@@ -199,7 +199,7 @@ def synthesise(keys: Sequence[KeyTarget], seconds: float, fps: float, start: tup
     end of the previous segment); `progress` adds AvatarCLIP's progress term
     towards the last key. Deterministic for a given `seed` (which jitters the
     key poses by a degree or so, so seeds give slightly different takes)."""
-    from ..models.torch_threads import single_threaded_torch
+    from ..core.threads import single_threaded_torch
 
     if not keys:
         raise ValueError("synthesise needs at least one key pose")

@@ -33,7 +33,7 @@ e(entry) - e(neutral)), with e(neutral) the embedding of "a person". Two tiers:
   when nothing moved: a prompt about a red car keeps the neutral body.
   Words the encoder does not place ("lanky", "stocky", "octogenarian": their
   own chunk matches no entry well, WORD_KNOWN) are also said by their WordNet
-  glosses and synonyms (models/lexicon.py), cut at conjunctions into phrases
+  glosses and synonyms (text/lexicon.py), cut at conjunctions into phrases
   in the same carriers ("a tall person", "a thin person", "a thickset
   person") and scored in the same batched call; a phrase that matches no entry
   well (GLOSS_MATCH) says nothing, and the longer chunks around the word veto
@@ -75,7 +75,7 @@ from avatarforge.protocol import ErrorCode, ProtocolError
 
 from ..config import BackendConfig
 from ..models.anny_model import default_phenotypes, local_change_names, phenotype_names
-from ..models.lexicon import LEXICON_VERSION, Lexicon, load_lexicon
+from .lexicon import LEXICON_VERSION, Lexicon, load_lexicon
 from ..models.text_encoder import TextEncoder, differential, unit_rows
 from . import shape_vocabulary as vocab
 from .prompt import clean_prompt

@@ -221,7 +221,7 @@ def test_cancel_stops_the_job():
 # -- the SMPL family ---------------------------------------------------------------
 
 def test_smpl_rest_frames_are_the_axis_conversion(tmp_path):
-    from avatarforge.backend.models.axes import Y_UP_TO_Z_UP
+    from avatarforge.backend.core.axes import Y_UP_TO_Z_UP
 
     write_synthetic_model(tmp_path, "smpl", "neutral")
     avatar = build({"model": "smpl", "texture_size": 256}, BackendConfig(models_dir=tmp_path))

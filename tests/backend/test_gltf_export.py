@@ -10,7 +10,7 @@ import pygltflib
 import pytest
 import trimesh
 
-from avatarforge.backend.export_gltf import write_glb
+from avatarforge.backend.formats.gltf import write_glb
 from tests.support.pipelines import tetra_avatar
 from tests.support.server import BACKEND_PYTHON, REPO
 

@@ -160,7 +160,7 @@ def test_a_longer_chunk_unsure_of_its_level_does_not_unsay_the_words_inside(enco
     assert shape.estimate_shape("a chubby baby", encoder).phenotypes["age"] < 0.12
 
 
-# -- rare words through WordNet glosses (backend/models/lexicon.py) --------------------------
+# -- rare words through WordNet glosses (backend/text/lexicon.py) --------------------------
 
 def test_lanky_is_tall_and_thin_through_its_gloss(encoder):
     est = shape.estimate_shape("a lanky man", encoder)
@@ -185,7 +185,7 @@ def test_ambiguous_adjectives_about_things_keep_the_neutral_body(encoder, prompt
 
 
 def test_lexicon_glosses_and_things(tmp_path):
-    from avatarforge.backend.models.lexicon import Lexicon
+    from avatarforge.backend.text.lexicon import Lexicon
 
     lexicon = Lexicon({"lanky": [["tall and thin", ["gangly"]]]}, {"dwarf": [["a person who is markedly small", []]]},
                       {"short_story"})

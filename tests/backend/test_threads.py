@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from avatarforge.backend.models.torch_threads import single_threaded_torch
+from avatarforge.backend.core.threads import single_threaded_torch
 
 ORIGINAL = 3     # a count no section would set, so a wrong restore shows
 

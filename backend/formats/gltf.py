@@ -1,7 +1,7 @@
 """A RiggedAvatar as a skinned, textured glTF 2.0 binary (.glb).
 
 glTF is Y up, facing +Z; we are Z up, facing -Y: positions, normals and joint
-frames go through `models.axes` (the one place frames are converted). glTF has
+frames go through `core.axes` (the one place frames are converted). glTF has
 per-vertex attributes only, so vertices are split where UV seams cut them; the
 extra `_AVATARFORGE_VERTEX` attribute (application-specific, per the spec's
 underscore rule) gives each glTF vertex its index in the avatar.
@@ -22,8 +22,8 @@ from scipy.spatial.transform import Rotation
 
 from avatarforge.protocol import RiggedAvatar
 
-from . import __version__
-from .models.axes import frames_z_up_to_y_up, z_up_to_y_up
+from .. import __version__
+from ..core.axes import frames_z_up_to_y_up, z_up_to_y_up
 
 _ALIGN = 4
 

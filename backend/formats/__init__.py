@@ -1,0 +1,1 @@
+"""File formats out of (and into) the backend: one module per format."""
