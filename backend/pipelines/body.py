@@ -32,7 +32,7 @@ from .. import __version__
 from ..config import BackendConfig
 from ..models.body_model import BODY_MODEL_NAMES, MAX_SKIN_WEIGHTS_K, BodyMesh, load_body_model
 from .base import JobContext, Pipeline
-from .params import NAME_MAX, SEED_MAX, _bad, _integer, _named_values, _number, check_param_names
+from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, named_values_param, number_param, check_param_names
 
 PARAM_NAMES = ("model", "phenotypes", "local_changes", "betas", "gender", "texture_size", "skin_weights_k",
                "seed", "name")
@@ -92,35 +92,35 @@ class BodyPipeline(Pipeline):
         check_param_names(params, PARAM_NAMES, "body")
         model = params.get("model", DEFAULTS["model"])
         if model not in BODY_MODEL_NAMES:
-            raise _bad("model", f"must be one of {', '.join(BODY_MODEL_NAMES)}, got {model!r}")
+            raise bad_field("model", f"must be one of {', '.join(BODY_MODEL_NAMES)}, got {model!r}")
         out: dict[str, Any] = {"model": model}
         if model == "anny":
-            out.update(self._anny_shape(params))
+            out.update(self.anny_shape_params(params))
         else:
             out.update(self._smpl_shape(model, params, config))
-        out["texture_size"] = _integer("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
+        out["texture_size"] = integer_param("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
                                        256, 4096)
-        out["skin_weights_k"] = _integer("skin_weights_k", params.get("skin_weights_k", DEFAULTS["skin_weights_k"]),
+        out["skin_weights_k"] = integer_param("skin_weights_k", params.get("skin_weights_k", DEFAULTS["skin_weights_k"]),
                                          1, MAX_SKIN_WEIGHTS_K)
-        out["seed"] = _integer("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
+        out["seed"] = integer_param("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
         name = params.get("name", f"{model}_avatar")
         if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise _bad("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
         out["name"] = name.strip()
         return out
 
     @staticmethod
-    def _anny_shape(params: dict[str, Any]) -> dict[str, Any]:
+    def anny_shape_params(params: dict[str, Any]) -> dict[str, Any]:
         from ..models.anny_model import LOCAL_CHANGE_RANGE, PHENOTYPE_RANGE, default_phenotypes, \
             local_change_names, phenotype_names
 
         for key in SMPL_ONLY:
             if key in params:
-                raise _bad(key, "only for SMPL-family models (model = smpl, smplh or smplx); "
+                raise bad_field(key, "only for SMPL-family models (model = smpl, smplh or smplx); "
                            "shape Anny with phenotypes and local_changes")
-        phenotypes = _named_values("phenotypes", params.get("phenotypes", {}), phenotype_names(),
+        phenotypes = named_values_param("phenotypes", params.get("phenotypes", {}), phenotype_names(),
                                    *PHENOTYPE_RANGE, what="phenotype", list_all=True)
-        local = _named_values("local_changes", params.get("local_changes", {}), local_change_names(),
+        local = named_values_param("local_changes", params.get("local_changes", {}), local_change_names(),
                               *LOCAL_CHANGE_RANGE, what="local change", list_all=False)
         # Canonical: every phenotype present, no zero local change, sorted keys.
         return {"phenotypes": dict(sorted({**default_phenotypes(), **phenotypes}.items())),
@@ -132,21 +132,21 @@ class BodyPipeline(Pipeline):
 
         for key in ANNY_ONLY:
             if key in params:
-                raise _bad(key, f"only for model 'anny'; shape {model} with betas and gender")
+                raise bad_field(key, f"only for model 'anny'; shape {model} with betas and gender")
         gender = params.get("gender", "neutral")
         if gender not in GENDERS:
-            raise _bad("gender", f"must be one of {', '.join(GENDERS)}, got {gender!r}")
+            raise bad_field("gender", f"must be one of {', '.join(GENDERS)}, got {gender!r}")
         betas = params.get("betas", [])
         if not isinstance(betas, (list, tuple)):
-            raise _bad("betas", f"must be a list of at most {MAX_BETAS} numbers in [-{BETA_LIMIT:g}, {BETA_LIMIT:g}]")
+            raise bad_field("betas", f"must be a list of at most {MAX_BETAS} numbers in [-{BETA_LIMIT:g}, {BETA_LIMIT:g}]")
         if len(betas) > MAX_BETAS:
-            raise _bad("betas", f"at most {MAX_BETAS} coefficients, got {len(betas)}")
-        values = [_number(f"betas[{i}]", b, -BETA_LIMIT, BETA_LIMIT) for i, b in enumerate(betas)]
+            raise bad_field("betas", f"at most {MAX_BETAS} coefficients, got {len(betas)}")
+        values = [number_param(f"betas[{i}]", b, -BETA_LIMIT, BETA_LIMIT) for i, b in enumerate(betas)]
         # The file decides how many coefficients exist (10, 16, 300...); this also
         # raises MODEL_MISSING, with instructions, when the user's file is absent.
         body = load_body_model(model, config, gender=gender)
         if len(values) > body.num_betas:
-            raise _bad("betas", f"{body.path.name} has {body.num_betas} shape coefficients; "
+            raise bad_field("betas", f"{body.path.name} has {body.num_betas} shape coefficients; "
                        f"give at most {body.num_betas}, got {len(values)}")
         while values and values[-1] == 0.0:   # canonical: trailing zeros are the default
             values.pop()

@@ -26,7 +26,7 @@ from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES
 from .. import __version__
 from ..config import BackendConfig
 from .base import JobContext, Pipeline
-from .params import NAME_MAX, _bad, _number, check_param_names
+from .params import NAME_MAX, bad_field, number_param, check_param_names
 
 PARAM_NAMES = ("data", "filename", "fps", "target", "scale", "joint_map")
 MAX_BYTES = 256 * 1024 * 1024
@@ -56,31 +56,31 @@ class MotionImportPipeline(Pipeline):
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         if not isinstance(data, bytes) or not data:
-            raise _bad("data", "must be the motion file's bytes (a non-empty binary value)")
+            raise bad_field("data", "must be the motion file's bytes (a non-empty binary value)")
         if len(data) > MAX_BYTES:
-            raise _bad("data", f"at most {MAX_BYTES // (1024 * 1024)} MiB, got {len(data) / 2 ** 20:.1f} MiB")
+            raise bad_field("data", f"at most {MAX_BYTES // (1024 * 1024)} MiB, got {len(data) / 2 ** 20:.1f} MiB")
         filename = params.get("filename")
         if not isinstance(filename, str) or not filename.strip():
-            raise _bad("filename", "must be the file's name, ending in .bvh or .npz")
+            raise bad_field("filename", "must be the file's name, ending in .bvh or .npz")
         suffix = PurePath(filename.replace("\\", "/")).suffix.lower()
         if suffix not in FORMATS:
-            raise _bad("filename", f"unsupported format {suffix or '(no extension)'!r}; supported: "
+            raise bad_field("filename", f"unsupported format {suffix or '(no extension)'!r}; supported: "
                        f"{', '.join(sorted(FORMATS))} (BVH, or an AMASS-style .npz of SMPL/SMPL-H/SMPL-X poses)")
         fmt = FORMATS[suffix]
         if fmt == "bvh" and not data.lstrip()[:9].upper().startswith(b"HIERARCHY"):
-            raise _bad("data", "line 1: a BVH file starts with HIERARCHY", line=1)
+            raise bad_field("data", "line 1: a BVH file starts with HIERARCHY", line=1)
         if fmt == "npz" and not data.startswith(b"PK"):
-            raise _bad("data", "not an .npz file (numpy's zip of arrays)")
+            raise bad_field("data", "not an .npz file (numpy's zip of arrays)")
         out: dict[str, Any] = {"data": data, "filename": filename.strip(), "format": fmt}
         fps = params.get("fps")
-        out["fps"] = None if fps is None else _number("fps", fps, *FPS_LIMITS)
+        out["fps"] = None if fps is None else number_param("fps", fps, *FPS_LIMITS)
         scale = params.get("scale")
         if scale is not None and fmt != "bvh":
-            raise _bad("scale", "only for BVH files (AMASS files are in metres)")
-        out["scale"] = None if scale is None else _number("scale", scale, *SCALE_LIMITS)
+            raise bad_field("scale", "only for BVH files (AMASS files are in metres)")
+        out["scale"] = None if scale is None else number_param("scale", scale, *SCALE_LIMITS)
         joint_map = params.get("joint_map")
         if joint_map is not None and fmt != "bvh":
-            raise _bad("joint_map", "only for BVH files (AMASS files already use SMPL's joints)")
+            raise bad_field("joint_map", "only for BVH files (AMASS files already use SMPL's joints)")
         out["joint_map"] = normalise_joint_map(joint_map)
         out["target"] = normalise_target(params.get("target"))
         return out
@@ -106,7 +106,7 @@ class MotionImportPipeline(Pipeline):
         if params.get("fps") is not None and abs(params["fps"] - fps) > 1e-6:
             n = resampled_frame_count(len(rotations), fps, params["fps"])
             if n > MAX_MOTION_FRAMES:
-                raise _bad("fps", f"resampling {len(rotations)} frames from {fps:g} to {params['fps']:g} fps gives "
+                raise bad_field("fps", f"resampling {len(rotations)} frames from {fps:g} to {params['fps']:g} fps gives "
                            f"{n} frames; at most {MAX_MOTION_FRAMES}. Lower fps")
             rotations, trans = resample(rotations, trans, fps, params["fps"])
             fps = params["fps"]
@@ -129,7 +129,7 @@ class MotionImportPipeline(Pipeline):
     def _text(data: bytes) -> str:
         if b"\x00" in data[:65536]:
             line = data[:data.index(b"\x00")].count(b"\n") + 1
-            raise _bad("data", f"line {line}: binary data in a BVH file", line=line)
+            raise bad_field("data", f"line {line}: binary data in a BVH file", line=line)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

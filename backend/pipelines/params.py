@@ -12,32 +12,32 @@ SEED_MAX = 2 ** 32 - 1
 NAME_MAX = 63              # Blender's limit for object and data names
 
 
-def _bad(field: str, message: str, **details: Any) -> ProtocolError:
+def bad_field(field: str, message: str, **details: Any) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: {message}", field=field, **details)
 
 
-def _number(field: str, value: Any, lo: float, hi: float) -> float:
+def number_param(field: str, value: Any, lo: float, hi: float) -> float:
     """A finite real in [lo, hi] (bools are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(field, f"must be a number in [{lo:g}, {hi:g}], got {value!r}")
+        raise bad_field(field, f"must be a number in [{lo:g}, {hi:g}], got {value!r}")
     if not lo <= value <= hi:
-        raise _bad(field, f"must be in [{lo:g}, {hi:g}], got {value:g}")
+        raise bad_field(field, f"must be in [{lo:g}, {hi:g}], got {value:g}")
     return float(value)
 
 
-def _integer(field: str, value: Any, lo: int, hi: int) -> int:
+def integer_param(field: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(field, f"must be an integer in [{lo}, {hi}], got {value!r}")
+        raise bad_field(field, f"must be an integer in [{lo}, {hi}], got {value!r}")
     if not lo <= value <= hi:
-        raise _bad(field, f"must be in [{lo}, {hi}], got {value}")
+        raise bad_field(field, f"must be in [{lo}, {hi}], got {value}")
     return int(value)
 
 
-def _named_values(field: str, value: Any, allowed: tuple[str, ...], lo: float, hi: float,
+def named_values_param(field: str, value: Any, allowed: tuple[str, ...], lo: float, hi: float,
                   what: str, list_all: bool) -> dict[str, float]:
     """A {name: number} map whose names are in `allowed`, each value in [lo, hi]."""
     if not isinstance(value, dict):
-        raise _bad(field, f"must be a map of {what} names to numbers in [{lo:g}, {hi:g}]")
+        raise bad_field(field, f"must be a map of {what} names to numbers in [{lo:g}, {hi:g}]")
     out = {}
     for name, v in value.items():
         if not isinstance(name, str) or name not in allowed:
@@ -47,16 +47,16 @@ def _named_values(field: str, value: Any, allowed: tuple[str, ...], lo: float, h
                 close = difflib.get_close_matches(str(name), allowed, n=5, cutoff=0.5)
                 hint = (f"did you mean {', '.join(close)}? " if close else "") + \
                     f"({len(allowed)} names; the full list is in this error's details.allowed)"
-            raise _bad(f"{field}.{name}", f"not an Anny {what}; {hint}", allowed=list(allowed))
-        out[name] = _number(f"{field}.{name}", v, lo, hi)
+            raise bad_field(f"{field}.{name}", f"not an Anny {what}; {hint}", allowed=list(allowed))
+        out[name] = number_param(f"{field}.{name}", v, lo, hi)
     return out
 
 
 def check_param_names(params: Any, allowed: tuple[str, ...], job: str) -> dict[str, Any]:
     """`params` as a map with no names outside `allowed`."""
     if not isinstance(params, dict):
-        raise _bad("params", "must be a map")
+        raise bad_field("params", "must be a map")
     for key in params:
         if key not in allowed:
-            raise _bad(str(key), f"unknown parameter of job '{job}'; allowed: {', '.join(allowed)}")
+            raise bad_field(str(key), f"unknown parameter of job '{job}'; allowed: {', '.join(allowed)}")
     return params

@@ -39,7 +39,7 @@ from ..text.appearance import Appearance
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
 from .body import BodyPipeline, avatar_provenance, rigged_avatar
-from .params import NAME_MAX, SEED_MAX, _bad, _integer, check_param_names
+from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, check_param_names
 
 PARAM_NAMES = ("prompt", "seed", "texture_size", "name", "encoder", "phenotypes", "local_changes")
 DEFAULTS = {"seed": 0, "texture_size": 1024, "encoder": "minilm", "name": "text_avatar"}
@@ -133,14 +133,14 @@ class TextAvatarPipeline(Pipeline):
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
         check_param_names(params, PARAM_NAMES, "text_avatar")
         if "prompt" not in params:
-            raise _bad("prompt", "is required: describe the person, e.g. \"a tall woman in a red dress\"")
+            raise bad_field("prompt", "is required: describe the person, e.g. \"a tall woman in a red dress\"")
         out: dict[str, Any] = {"prompt": clean_prompt(params["prompt"])}
-        out["seed"] = _integer("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
-        out["texture_size"] = _integer("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
+        out["seed"] = integer_param("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
+        out["texture_size"] = integer_param("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
                                        *TEXTURE_SIZE_RANGE)
         encoder = params.get("encoder", DEFAULTS["encoder"])
         if encoder not in ENCODER_NAMES:
-            raise _bad("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
+            raise bad_field("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
         info = self.tiers(config)[encoder]
         if not info.get("available"):
             raise ProtocolError(ErrorCode.MODEL_MISSING, f"encoder: {encoder!r} cannot run here: "
@@ -148,12 +148,12 @@ class TextAvatarPipeline(Pipeline):
         out["encoder"] = encoder
         name = params.get("name", DEFAULTS["name"])
         if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise _bad("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
         out["name"] = name.strip()
         # Overrides: validated like the body job's, but only the names given are kept
         # (the rest come from the prompt).
         overrides = {k: params[k] for k in ("phenotypes", "local_changes") if k in params}
-        shape = BodyPipeline._anny_shape(overrides)
+        shape = BodyPipeline.anny_shape_params(overrides)
         out["phenotypes"] = {k: shape["phenotypes"][k] for k in sorted(overrides.get("phenotypes", {}))}
         out["local_changes"] = {k: float(v) for k, v in sorted((overrides.get("local_changes") or {}).items())}
         return out

@@ -48,7 +48,7 @@ from ..motion.synthesis import KeyTarget, key_pose_track, synthesise
 from ..text.motion_prompt import MotionVocabulary, Segment, action_by_name, understand
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
-from .params import SEED_MAX, _bad, _integer, _number, check_param_names
+from .params import SEED_MAX, bad_field, integer_param, number_param, check_param_names
 
 PARAM_NAMES = ("prompt", "seconds", "fps", "seed", "encoder", "target", "name")
 DEFAULTS = {"seconds": 4.0, "fps": 30.0, "seed": 0, "encoder": "minilm"}
@@ -374,19 +374,19 @@ class TextMotionPipeline(Pipeline):
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
         check_param_names(params, PARAM_NAMES, "text_motion")
         if "prompt" not in params:
-            raise _bad("prompt", "is required: describe the motion, e.g. \"waves hello, then jumps\"")
+            raise bad_field("prompt", "is required: describe the motion, e.g. \"waves hello, then jumps\"")
         out: dict[str, Any] = {"prompt": clean_prompt(params["prompt"])}
-        out["seconds"] = _number("seconds", params.get("seconds", DEFAULTS["seconds"]), *SECONDS_RANGE)
-        out["fps"] = _number("fps", params.get("fps", DEFAULTS["fps"]), *FPS_RANGE)
-        out["seed"] = _integer("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
+        out["seconds"] = number_param("seconds", params.get("seconds", DEFAULTS["seconds"]), *SECONDS_RANGE)
+        out["fps"] = number_param("fps", params.get("fps", DEFAULTS["fps"]), *FPS_RANGE)
+        out["seed"] = integer_param("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
         encoder = params.get("encoder", DEFAULTS["encoder"])
         if encoder not in ENCODER_NAMES:
-            raise _bad("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
+            raise bad_field("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
         out["encoder"] = encoder
         out["target"] = normalise_target(params.get("target"))
         name = params.get("name", "text_motion")
         if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise _bad("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
         out["name"] = name.strip()
         return out
 
