@@ -11,6 +11,7 @@ from avatarforge.protocol import ProtocolError
 
 from . import __version__
 from .config import DEFAULT_BIND, BackendConfig, default_models_dir, default_store_dir
+from .core.limits import MOTION_FPS, MOTION_SECONDS
 
 
 def _key_value(text: str) -> tuple[str, float]:
@@ -192,8 +193,10 @@ def add_text2motion_commands(sub: Any) -> None:
     """`avatarforge text2motion "<prompt>"`: text -> motion (AvatarCLIP M1 + M2), printed as JSON or a summary."""
     p = sub.add_parser("text2motion", help="a motion on the SMPL-24 skeleton from a text prompt")
     p.add_argument("prompt", help='what the person does, e.g. "waves hello, then jumps"')
-    p.add_argument("--seconds", type=float, default=4.0, help="duration, 0.5..60 (default 4)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate, 1..240 (default 30)")
+    p.add_argument("--seconds", type=float, default=4.0,
+                   help=f"duration, {MOTION_SECONDS[0]:g}..{MOTION_SECONDS[1]:g} (default 4)")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help=f"frame rate, {MOTION_FPS[0]:g}..{MOTION_FPS[1]:g} (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encoder", choices=["minilm", "clip"], default="minilm")
     p.add_argument("--target", choices=["anny", "smpl"], default=None, help="also retarget onto this rig")
@@ -241,10 +244,13 @@ def run_job(job: str, params: dict[str, Any], config: BackendConfig) -> list[Any
     """Run a pipeline in this process with a progress bar on stderr."""
     from tqdm import tqdm
 
-    from .pipelines import JobContext, load_pipelines
+    from .core.components import used_components
+    from .pipelines import JobContext, load_pipelines, record_components
 
     pipeline = load_pipelines()[job]
     normalised = pipeline.normalise(params, config)
+    tier = pipeline.choose_tier(None, normalised, config)
+    used = used_components(pipeline.components(tier, normalised, config), config)
     with tqdm(total=100, desc=job, unit="%", file=sys.stderr, leave=False,
               disable=not sys.stderr.isatty()) as bar:
         def on_progress(fraction: float, stage: str) -> None:
@@ -253,7 +259,7 @@ def run_job(job: str, params: dict[str, Any], config: BackendConfig) -> list[Any
 
         ctx = JobContext(config=config, device=config.device, seed=int(normalised.get("seed") or 0),
                          on_progress=on_progress)
-        return pipeline.run(normalised, ctx)
+        return record_components(pipeline.run(normalised, ctx), used)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -291,13 +297,15 @@ def add_text2shape_commands(sub: Any) -> None:
 
 
 def cmd_text2shape(args: argparse.Namespace) -> int:
-    from .models.text_encoder import load_text_encoder
+    from .models.encoders import load_text_encoder
+    from .render.body_render import render_front
     from .text.prompt import clean_prompt
     from .text.shape import estimate_shape
 
     config = config_from_args(args)
     prompt = clean_prompt(args.prompt)       # before loading an encoder: bad input fails fast
-    estimate = estimate_shape(prompt, load_text_encoder(args.encoder, config, config.device), config, args.model)
+    estimate = estimate_shape(prompt, load_text_encoder(args.encoder, config, config.device), config, args.model,
+                              render_body=render_front)
     if args.format == "json":
         print(json.dumps(estimate.to_json(), indent=2, ensure_ascii=False))
         return 0

@@ -20,7 +20,7 @@ import zmq
 from avatarforge.protocol import ErrorCode, ProtocolError
 
 from .config import BackendConfig
-from .pipelines import JobCancelled, JobContext, Pipeline
+from .pipelines import JobCancelled, JobContext, Pipeline, record_components
 from .store import ResultStore
 
 log = logging.getLogger("avatarforge.jobs")
@@ -34,7 +34,7 @@ class Job:
     job: str
     tier: str
     params: dict[str, Any]
-    model_versions: dict[str, str]
+    components: dict[str, dict[str, str]]   # slot -> role, name, identity (core.components.used_components)
     seed: int = 0
     state: str = "queued"
     fraction: float = 0.0
@@ -131,7 +131,7 @@ class WorkerPool:
         log.info("job started", extra={"fields": {"job_id": job.id, "job": job.job, "tier": job.tier}})
         try:
             ctx.progress(0.0, "starting")
-            artifacts = [a.to_wire() for a in pipeline.run(job.params, ctx)]
+            artifacts = [a.to_wire() for a in record_components(pipeline.run(job.params, ctx), job.components)]
             ctx.check_cancelled()
         except JobCancelled:
             log.info("job cancelled", extra={"fields": {"job_id": job.id}})
@@ -153,7 +153,7 @@ class WorkerPool:
                 ErrorCode.INTERNAL, f"'{job.job}' failed inside the backend: {type(exc).__name__}: {exc}. "
                 "The backend log has the traceback."))
         elapsed = time.perf_counter() - t0
-        meta = {"job": job.job, "tier": job.tier, "params": job.params, "models": job.model_versions,
+        meta = {"job": job.job, "tier": job.tier, "params": job.params, "components": job.components,
                 "created": job.created, "finished": time.time(), "seconds": elapsed}
         try:
             self.store.put(job.id, meta, artifacts)

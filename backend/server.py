@@ -22,6 +22,7 @@ from avatarforge.protocol import (
 
 from . import __version__
 from .config import BackendConfig
+from .core.components import registered, used_components
 from .jobs import WAKE_ADDRESS, Job, JobEvent, WorkerPool
 from .pipelines import Pipeline, load_pipelines
 from .store import ResultStore, request_key
@@ -51,13 +52,18 @@ class Server:
         self.wake.bind(WAKE_ADDRESS)
         self.workers = WorkerPool(self._ctx, config, self.pipelines, self.store, self.events)
         self.endpoint = ""
-        # Describing a pipeline may import its model libraries (torch...): do it
-        # before listening, so the first `hello` is answered at once.
+        # Describing a pipeline may import its model libraries (torch...), and an
+        # identity reads its files once per version of them (weights, a motion
+        # library): do both before listening, so the first `hello` and `submit`
+        # are answered at once.
         self.describe_pipelines()
+        for component in registered():
+            if component.available(config).available:
+                component.identity(config)
 
     def describe_pipelines(self) -> dict[str, Any]:
-        """Each pipeline with its tiers, as `welcome` lists them (re-read per hello:
-        a user may add model files while the server runs)."""
+        """Each pipeline with its tiers and their components, as `welcome` lists them
+        (re-read per hello: a user may add model files while the server runs)."""
         return {name: p.describe(self.config) for name, p in self.pipelines.items()}
 
     # -- life cycle ---------------------------------------------------------
@@ -145,9 +151,9 @@ class Server:
                                 f"this backend has no '{name}' job; it serves: {', '.join(sorted(self.pipelines))}",
                                 field="job")
         params = pipeline.normalise(dict(msg.get("params") or {}), self.config)
-        tier = self._choose_tier(pipeline, msg.get("tier"), pipeline.tier_of(params))
-        versions = pipeline.model_versions(params, self.config)
-        key = request_key(name, tier, params, versions)
+        tier = pipeline.choose_tier(msg.get("tier"), params, self.config)
+        used = used_components(pipeline.components(tier, params, self.config), self.config)
+        key = request_key(name, tier.name, params, used)
         job = self.jobs.get(key)
         if job is not None and job.state in ("queued", "running", "done"):
             self._attach(peer, job, re=msg["id"])
@@ -156,13 +162,13 @@ class Server:
             self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=True, state="done"))
             self._send_stored_result(peer, key)
             return
-        job = Job(id=key, job=name, tier=tier, params=params, model_versions=versions,
+        job = Job(id=key, job=name, tier=tier.name, params=params, components=used,
                   seed=int(params.get("seed") or 0))
         job.subscribers.add(peer)
         self._remember(job)
         self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=False, state="queued"))
         self.workers.queue.put(job)
-        log.info("job queued", extra={"fields": {"job_id": key, "job": name, "tier": tier}})
+        log.info("job queued", extra={"fields": {"job_id": key, "job": name, "tier": tier.name}})
 
     def _on_fetch(self, peer: bytes, msg: dict[str, Any]) -> None:
         job_id = msg["job_id"]
@@ -209,26 +215,6 @@ class Server:
         self._send(peer, make("jobs", re=msg["id"], jobs=jobs))
 
     # -- jobs ---------------------------------------------------------------
-    def _choose_tier(self, pipeline: Pipeline, tier: str | None, implied: str | None) -> str:
-        """The tier asked for, the one the params imply, or the pipeline's default."""
-        if implied is not None and tier not in (None, implied):
-            raise ProtocolError(ErrorCode.BAD_REQUEST,
-                                f"tier '{tier}' contradicts the params, which run on tier '{implied}'; "
-                                "leave tier out or make them agree", field="tier")
-        tier = tier or implied
-        if tier is None:
-            return pipeline.default_tier(self.config)
-        tiers = pipeline.tiers(self.config)
-        if tier not in tiers:
-            raise ProtocolError(ErrorCode.BAD_REQUEST,
-                                f"tier '{tier}' is not a tier of '{pipeline.name}'; tiers: {', '.join(tiers)}",
-                                field="tier")
-        if not tiers[tier].get("available"):
-            raise ProtocolError(ErrorCode.MODEL_MISSING,
-                                f"tier '{tier}' of '{pipeline.name}' cannot run here: "
-                                f"{tiers[tier].get('reason', 'its models are missing')}", field="tier")
-        return tier
-
     def _attach(self, peer: bytes, job: Job, re: str) -> None:
         if job.state == "done":
             self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=True, state="done"))

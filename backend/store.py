@@ -1,19 +1,17 @@
 """The result store: finished results on disk, content-addressed.
 
-A result's key is a digest of the normalised request and the versions of the
-models that served it, so a repeated request is answered from disk and a
-restarted backend still has every finished result. Each entry is a folder with
-`meta.json` and `result.afr` (the artifacts, encoded with our codec's frames);
-both are written to a temporary name and renamed, so a crash never leaves a
-half-written result that looks finished.
+A result's key is a digest of the normalised request and the identities of the
+components that made it (core/components.py), so a repeated request is answered
+from disk and a restarted backend still has every finished result. Each entry
+is a folder with `meta.json` and `result.afr` (the artifacts, encoded with our
+codec's frames); both are written to a temporary name and renamed, so a crash
+never leaves a half-written result that looks finished.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,8 @@ import numpy as np
 
 from avatarforge.protocol import decode, encode, make
 from avatarforge.protocol.codec import Limits
+
+from .core.files import atomic_write
 
 _MAGIC = b"AFRESULT1\n"
 _LEN = struct.Struct("<Q")
@@ -70,10 +70,11 @@ def _json_summary(value: Any) -> Any:
     return str(value)
 
 
-def request_key(job: str, tier: str, params: dict[str, Any], model_versions: dict[str, str]) -> str:
-    """The store key (hex sha256) of a normalised request."""
+def request_key(job: str, tier: str, params: dict[str, Any], components: dict[str, dict[str, str]]) -> str:
+    """The store key (hex sha256) of a normalised request run by `components`
+    (slot -> role, name, identity: core.components.used_components)."""
     h = hashlib.sha256()
-    _feed(h, {"job": job, "tier": tier, "params": params, "models": model_versions})
+    _feed(h, {"job": job, "tier": tier, "params": params, "components": components})
     return h.hexdigest()
 
 
@@ -109,9 +110,9 @@ class ResultStore:
         d = self._dir(key)
         d.mkdir(parents=True, exist_ok=True)
         frames = encode(make("result", job_id=key, artifacts=artifacts))
-        _atomic_write(d / "result.afr", _pack_frames(frames))
+        atomic_write(d / "result.afr", _pack_frames(frames))
         meta = dict(meta, key=key, stored=time.time())
-        _atomic_write(d / "meta.json", [json.dumps(meta, default=_json_summary, indent=1).encode()])
+        atomic_write(d / "meta.json", [json.dumps(meta, default=_json_summary, indent=1).encode()])
         return d
 
     def get(self, key: str) -> StoredResult | None:
@@ -159,17 +160,3 @@ def _unpack_frames(data: bytes) -> list[memoryview]:
         frames.append(view[pos:pos + size])
         pos += size
     return frames
-
-
-def _atomic_write(path: Path, parts: list[Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

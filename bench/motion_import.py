@@ -31,7 +31,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from avatarforge.backend.config import BackendConfig
-    from avatarforge.backend.motion.retarget import default_rig
+    from avatarforge.backend.motion.target_rigs import default_rig
     from avatarforge.backend.pipelines import JobContext, load_pipelines
     from tests.support.synthetic_motion import amass_npz, cmu_bvh_from_smpl, smpl_test_motion
 

@@ -18,7 +18,7 @@ import time
 
 from avatarforge.backend.config import BackendConfig
 from avatarforge.backend.models.anny_model import load_anny_model
-from avatarforge.backend.models.text_encoder import load_text_encoder
+from avatarforge.backend.models.encoders import load_text_encoder
 from avatarforge.backend.pipelines import JobContext
 from avatarforge.backend.pipelines.text_avatar import TextAvatarPipeline
 from avatarforge.backend.render.clothing_texture import PNG_COMPRESS_LEVEL, paint_avatar_layers

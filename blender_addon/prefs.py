@@ -23,7 +23,7 @@ def welcome_lines(welcome: dict[str, Any] | None) -> list[str]:
         parts = []
         for tier, t in tiers.items():
             parts.append(tier if t.get("available") else f"{tier} (unavailable: {t.get('reason', 'missing')})")
-        lines.append(f"  {name} v{info.get('version', '?')}: {', '.join(parts) or 'no tiers'}")
+        lines.append(f"  {name}: {', '.join(parts) or 'no tiers'}")
     return lines
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import bpy
 
+from .protocol.limits import AUTO_RIG_PRESET, MOTION_FPS, MOTION_SECONDS, RIG_PRESETS
+
 # (name, label, description, default). Anny phenotypes are in [0, 1]
 # (DESIGN §6). Age is on Anny's own scale; its default is the backend's
 # default body, a young adult (2/3), not Anny's 0.5 (about 18 years).
@@ -40,15 +42,17 @@ ENCODERS = [
     ("minilm", "MiniLM", "Sentence encoder shipped with the backend (runs anywhere)"),
     ("clip", "CLIP", "open_clip text encoder; needs its weights on the backend"),
 ]
-TARGET_PRESETS = [
-    ("auto", "Auto", "From the rig: avatars made here know their body model, other rigs are recognised by "
+# What the panel says about each retargeting preset (the presets themselves: protocol/limits.py).
+_PRESET_WORDS = {
+    "auto": ("Auto", "From the rig: avatars made here know their body model, other rigs are recognised by "
                      "their bone names"),
-    ("anny", "Anny", "Anny's 104-bone rig (avatars of the Body panel)"),
-    ("smpl", "SMPL", "SMPL's 24 joints (SMPL, SMPL-H, SMPL-X avatars)"),
-    ("mixamo", "Mixamo", "Mixamo's rig (mixamorig:Hips ...)"),
-    ("rigify", "Rigify", "Rigify's deform bones (DEF-...)"),
-    ("unreal", "Unreal", "Unreal Engine's mannequin (pelvis, spine_01 ...)"),
-]
+    "anny": ("Anny", "Anny's 104-bone rig (avatars of the Body panel)"),
+    "smpl": ("SMPL", "SMPL's 24 joints (SMPL, SMPL-H, SMPL-X avatars)"),
+    "mixamo": ("Mixamo", "Mixamo's rig (mixamorig:Hips ...)"),
+    "rigify": ("Rigify", "Rigify's deform bones (DEF-...)"),
+    "unreal": ("Unreal", "Unreal Engine's mannequin (pelvis, spine_01 ...)"),
+}
+TARGET_PRESETS = [(name, *_PRESET_WORDS[name]) for name in (AUTO_RIG_PRESET, *RIG_PRESETS)]
 
 
 def _phenotype_annotations() -> dict[str, Any]:
@@ -83,9 +87,10 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
         # Motion (text_motion, motion_import)
         "motion_prompt": bpy.props.StringProperty(name="Motion", default="waves hello, then jumps",
                                                   description="What the body does, in words"),
-        "motion_seconds": bpy.props.FloatProperty(name="Duration", default=4.0, min=0.5, max=60.0, unit="TIME_ABSOLUTE",
+        "motion_seconds": bpy.props.FloatProperty(name="Duration", default=4.0, min=MOTION_SECONDS[0],
+                                                  max=MOTION_SECONDS[1], unit="TIME_ABSOLUTE",
                                                   description="Length of the motion in seconds"),
-        "motion_fps": bpy.props.FloatProperty(name="FPS", default=30.0, min=1.0, max=240.0,
+        "motion_fps": bpy.props.FloatProperty(name="FPS", default=30.0, min=MOTION_FPS[0], max=MOTION_FPS[1],
                                               description="Frame rate of the motion (the scene takes it)"),
         "motion_seed": bpy.props.IntProperty(name="Seed", default=0, min=0),
         # No `poll` limiting it to armatures: a Python poll callback makes the
@@ -93,12 +98,12 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
         "motion_target": bpy.props.PointerProperty(
             name="Target Rig", type=bpy.types.Object,
             description="The armature to animate; empty: the active armature, else a new SMPL-24 armature"),
-        "motion_preset": bpy.props.EnumProperty(name="Rig Type", items=TARGET_PRESETS, default="auto",
+        "motion_preset": bpy.props.EnumProperty(name="Rig Type", items=TARGET_PRESETS, default=AUTO_RIG_PRESET,
                                                 description="How the rig's bones map to SMPL's joints"),
         "motion_bone_map": bpy.props.StringProperty(
             name="Bone Map", default="",
             description="Optional explicit map {rig bone: SMPL joint}: a text block name, a .json file or JSON"),
-        "motion_file_fps": bpy.props.FloatProperty(name="Resample FPS", default=0.0, min=0.0, max=240.0,
+        "motion_file_fps": bpy.props.FloatProperty(name="Resample FPS", default=0.0, min=0.0, max=MOTION_FPS[1],
                                                    description="0: keep the file's frame rate"),
     }
 

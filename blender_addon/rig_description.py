@@ -19,8 +19,9 @@ import bpy
 import numpy as np
 
 from .importers.common import ImportFailed, read_stamp
+from .protocol.limits import AUTO_RIG_PRESET, RIG_PRESETS
 
-PRESETS = ("auto", "anny", "smpl", "mixamo", "rigify", "unreal")
+PRESETS = (AUTO_RIG_PRESET, *RIG_PRESETS)
 # avatarforge_body_model stamp -> retargeting preset
 PRESET_BY_BODY_MODEL = {"anny": "anny", "smpl": "smpl", "smplh": "smpl", "smplx": "smpl", "smpl24": "smpl"}
 
@@ -40,7 +41,7 @@ def bones_parent_first(armature: bpy.types.Armature) -> list[bpy.types.Bone]:
 def detected_preset(rig: bpy.types.Object) -> str:
     """The preset an avatar built by this add-on implies, else "auto"."""
     body_model = read_stamp(rig, "body_model")
-    return PRESET_BY_BODY_MODEL.get(str(body_model).lower(), "auto") if body_model else "auto"
+    return PRESET_BY_BODY_MODEL.get(str(body_model).lower(), AUTO_RIG_PRESET) if body_model else AUTO_RIG_PRESET
 
 
 def parse_bone_map(source: str) -> dict[str, str]:
@@ -67,7 +68,8 @@ def parse_bone_map(source: str) -> dict[str, str]:
     return value
 
 
-def describe_rig(rig: bpy.types.Object, preset: str = "auto", bone_map: dict[str, str] | None = None) -> dict[str, Any]:
+def describe_rig(rig: bpy.types.Object, preset: str = AUTO_RIG_PRESET,
+                 bone_map: dict[str, str] | None = None) -> dict[str, Any]:
     """The <target rig> wire dict for `rig` (an armature object)."""
     if rig is None or rig.type != "ARMATURE":
         raise ImportFailed(f"'{getattr(rig, 'name', rig)}' is not an armature; select the rig to animate")
@@ -79,7 +81,7 @@ def describe_rig(rig: bpy.types.Object, preset: str = "auto", bone_map: dict[str
     index = {b.name: i for i, b in enumerate(bones)}
     rest = np.array([np.array(b.matrix_local) for b in bones], dtype=np.float32)
     target: dict[str, Any] = {
-        "preset": detected_preset(rig) if preset == "auto" else preset,
+        "preset": detected_preset(rig) if preset == AUTO_RIG_PRESET else preset,
         "bone_names": [b.name for b in bones],
         "parents": [index[b.parent.name] if b.parent else -1 for b in bones],
         "rest_matrices": rest,

@@ -87,14 +87,17 @@ def import_edges(module: str) -> tuple[ImportEdge, ...]:
     return tuple(edges)
 
 
-def source_closure(modules: Iterable[str]) -> tuple[str, ...]:
+def source_closure(modules: Iterable[str], boundary: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """`modules` and every backend module they import, directly or not (sorted).
-    A package's `__init__` counts for its submodules, as Python runs it first."""
+    A package's `__init__` counts for its submodules, as Python runs it first.
+    Imports of a module in `boundary` (one another component owns: it counts that
+    module when it runs) are not followed, unless it is one of `modules`."""
     seen: set[str] = set()
     todo = list(modules)
+    stop = boundary - set(todo)
     while todo:
         module = todo.pop()
-        if module in seen:
+        if module in seen or module in stop:
             continue
         if not _is_module(module):
             raise ValueError(f"{module!r} is not a backend module")
@@ -105,13 +108,19 @@ def source_closure(modules: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
-def source_digest(modules: Iterable[str]) -> str:
-    """sha256 of the source of `modules` and everything they import from the backend."""
+@lru_cache(maxsize=None)
+def module_digest(module: str) -> str:
+    """sha256 of one backend module's source, read once per process: a running
+    backend runs the code it loaded, even when the file changes under it."""
+    return file_digest(module_path(module))
+
+
+def source_digest(modules: Iterable[str], boundary: frozenset[str] = frozenset()) -> str:
+    """sha256 of the source of `modules` and everything they import from the
+    backend, up to `boundary` (see source_closure)."""
     h = hashlib.sha256()
-    for module in source_closure(modules):
-        data = module_path(module).read_bytes()
-        h.update(f"{module}\0{len(data)}\0".encode())
-        h.update(data)
+    for module in source_closure(modules, boundary):
+        h.update(f"{module}\0{module_digest(module)}\0".encode())
     return h.hexdigest()
 
 
@@ -157,6 +166,19 @@ def distribution_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "absent"
+
+
+def distribution_files(name: str) -> list[Path]:
+    """The files an installed distribution brought (its RECORD) that are there,
+    without compiled bytecode (written later, by whichever Python ran it); empty
+    when it is not installed."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    paths = (Path(dist.locate_file(f)) for f in dist.files or ()
+             if f.suffix != ".pyc" and "__pycache__" not in f.parts)
+    return [p for p in paths if p.is_file()]
 
 
 def digest_of(*parts: str) -> str:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pygltflib as g
-from scipy.spatial.transform import Rotation
 
 from avatarforge.protocol import RiggedAvatar
 
 from .. import __version__
+from ..core import rotations as rot
 from ..core.axes import frames_z_up_to_y_up, z_up_to_y_up
 
 _ALIGN = 4
@@ -73,11 +73,11 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _local_trs(world: np.ndarray, parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(translation, quaternion xyzw) of each joint relative to its parent."""
+    """(translation, quaternion x, y, z, w as glTF orders it) of each joint relative to its parent."""
     out = []
     for j, parent in enumerate(parents):
         local = world[j] if parent < 0 else np.linalg.inv(world[parent]) @ world[j]
-        out.append((local[:3, 3], Rotation.from_matrix(local[:3, :3]).as_quat()))
+        out.append((local[:3, 3], rot.wxyz_to_xyzw(rot.matrix_to_quat(local[:3, :3]))))
     return out
 
 
@@ -86,7 +86,7 @@ def _world_from_trs(trs: list[tuple[np.ndarray, np.ndarray]], parents: np.ndarra
     world = np.zeros((len(trs), 4, 4))
     for j, ((t, q), parent) in enumerate(zip(trs, parents)):
         local = np.eye(4)
-        local[:3, :3] = Rotation.from_quat(q).as_matrix()
+        local[:3, :3] = rot.quat_to_matrix(rot.xyzw_to_wxyz(q))
         local[:3, 3] = t
         world[j] = local if parent < 0 else world[parent] @ local
     return world

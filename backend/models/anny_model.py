@@ -46,7 +46,6 @@ from .body_model import BodyMesh, BodyModel, ground_translation, top_k_skin_weig
 
 log = logging.getLogger(__name__)
 
-ADAPTER_VERSION = "1"   # bump when this module changes what build() returns
 RIG = "anny"
 TOPOLOGY = "anny"
 LOCAL_CHANGES = "default"
@@ -123,7 +122,7 @@ class AnnyBodyModel(BodyModel):
 
     @property
     def version(self) -> str:
-        return f"{anny_version()}+avatarforge.{ADAPTER_VERSION}"
+        return f"{anny_version()}+avatarforge.{self.adapter_identity}"
 
     @property
     def joint_names(self) -> list[str]:
@@ -139,7 +138,7 @@ class AnnyBodyModel(BodyModel):
         return self._model
 
     def versions(self) -> dict[str, str]:
-        return {"anny": anny_version(), "anny_adapter": ADAPTER_VERSION}
+        return {"anny": anny_version(), "anny_adapter": self.adapter_identity}
 
     def build(self, params: dict[str, Any], skin_weights_k: int = 4) -> BodyMesh:
         """params: {"phenotypes": {name: value}, "local_changes": {name: value}},

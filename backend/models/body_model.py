@@ -1,7 +1,7 @@
 """What every body model gives the pipelines: a rest-pose mesh with a skeleton.
 
 One module per model family implements `BodyModel` (anny_model, smpl_model);
-`load_body_model` picks one by name. Every `BodyMesh` is already in our frame
+models/bodies.py picks one by name. Every `BodyMesh` is already in our frame
 (metres, Z up, facing -Y, feet on z = 0): conversions happen inside the family
 module, through `axes`, and nowhere else.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..config import BackendConfig
+from ..core.sources import digest_of, source_digest
 
-BODY_MODEL_NAMES = ("anny", "smpl", "smplh", "smplx")
 MAX_SKIN_WEIGHTS_K = 8
 
 
@@ -68,21 +68,15 @@ class BodyModel(ABC):
         """Names and versions of the libraries and data behind this model."""
         return {self.name: self.version}
 
+    @property
+    def adapter_identity(self) -> str:
+        """The identity of our code around the model family (its module and all it imports)."""
+        return _module_identity(type(self).__module__)
 
-def load_body_model(name: str, config: BackendConfig, **options: Any) -> BodyModel:
-    """The body model `name` (one of BODY_MODEL_NAMES), cached per process.
 
-    SMPL-family models take `gender` ("neutral", "male", "female") and read the
-    user's licensed files from config.models_dir (see smpl_model)."""
-    if name == "anny":
-        from .anny_model import load_anny_model
-
-        return load_anny_model(**options)
-    if name in ("smpl", "smplh", "smplx"):
-        from .smpl_model import load_smpl_model
-
-        return load_smpl_model(name, config, **options)
-    raise ValueError(f"unknown body model {name!r}; known: {', '.join(BODY_MODEL_NAMES)}")
+@lru_cache(maxsize=None)
+def _module_identity(module: str) -> str:
+    return digest_of(source_digest([module.removeprefix("avatarforge.")]))
 
 
 # -- helpers shared by the model families -------------------------------------

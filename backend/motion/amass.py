@@ -22,7 +22,7 @@ pelvis local rotation is that world rotation expressed against SMPL's rest frame
 SMPL rotates the body about the pelvis joint and adds `trans` afterwards, so the
 pelvis sits at trans + J_pelvis with J_pelvis the (un-rotated) model-space pelvis
 of the rest body, here the reference skeleton's. The clip is then grounded
-(retarget.grounded) as the subject's shape differs from the reference's.
+(to_smpl.grounded) as the subject's shape differs from the reference's.
 """
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ import numpy as np
 from avatarforge.protocol import ErrorCode, ProtocolError
 from avatarforge.protocol.artifacts import FPS_RANGE, MAX_MOTION_FRAMES
 
-from . import rotations as rot
-from .retarget import grounded
+from ..core import rotations as rot
 from .skeleton import REST_ROTATION, model_space_pelvis
+from .to_smpl import grounded
 
 LAYOUTS = {72: "smpl", 156: "smplh", 165: "smplx"}
 _MIDDLE1 = 3          # index of middle1 within a 15-joint SMPL-H/X hand

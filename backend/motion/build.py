@@ -9,8 +9,9 @@ import numpy as np
 from avatarforge.protocol import Motion
 
 from .ops import foot_contacts
-from .retarget import TargetRig, reference_rig, retarget
+from .retarget import retarget
 from .skeleton import forward_kinematics, reference_skeleton
+from .target_rigs import TargetRig, reference_rig
 
 
 def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[str, Any],

@@ -1,6 +1,6 @@
 """BVH files: a parser (any hierarchy, channel order and count) and the
 conversion of a BVH clip onto SMPL-24 through a name map and rest-pose-aware
-retargeting (retarget.source_to_smpl).
+retargeting (to_smpl.source_to_smpl).
 
 Written by hand: the BVH parsers on PyPI are either unmaintained or drop line
 numbers, and a user needs "line 57: ..." to fix a file.
@@ -30,9 +30,9 @@ import numpy as np
 from avatarforge.protocol import ErrorCode, ProtocolError
 from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES, SMPL24_JOINTS
 
+from ..core import rotations as rot
 from ..core.axes import Y_UP_TO_Z_UP
-from . import rotations as rot
-from .retarget import SourceSkeleton, grounded, source_to_smpl
+from .to_smpl import SourceSkeleton, grounded, source_to_smpl
 
 MAX_JOINTS = 1024
 MAX_CHANNELS = 6 * MAX_JOINTS

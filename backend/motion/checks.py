@@ -26,6 +26,9 @@ Kinds (heights in metres, Z up; forward is -Y; fractions of the frames):
     foot_slide      horizontal speed (m/s) of an ankle while it is on the floor (within "height",
                     default 0.09 m, on both frames of a step; needs the clip's fps), 90th
                     percentile over both feet, <= max
+    turn            how far the body turned (degrees), first -> last frame, in [min, max]: signed,
+                    + towards the body's left (counter-clockwise seen from above), summed frame by
+                    frame so a full spin reads 360; the heading is the hips' left-right axis
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import numpy as np
 from .skeleton import J
 
 CHECK_KINDS = ("pelvis_rise", "pelvis_drop", "travel", "above", "height_below", "height_above", "ahead", "near",
-               "any", "pelvis_peaks", "pelvis_dips", "episodes", "foot_slide")
+               "any", "pelvis_peaks", "pelvis_dips", "episodes", "foot_slide", "turn")
 _FRAME_KINDS = ("above", "height_below", "height_above", "ahead", "near")
 
 
@@ -91,6 +94,15 @@ def count_peaks(z: np.ndarray, prominence: float) -> int:
     return count
 
 
+def turned_degrees(joints: np.ndarray) -> float:
+    """Signed heading change (degrees, + towards the body's left) from the first frame to the
+    last, accumulated frame by frame (unwrapped) so turns past 180 degrees count in full."""
+    p = np.asarray(joints, dtype=np.float64)
+    across = p[:, J["left_hip"], :2] - p[:, J["right_hip"], :2]
+    yaw = np.unwrap(np.arctan2(across[:, 1], across[:, 0]))
+    return float(np.degrees(yaw[-1] - yaw[0]))
+
+
 def run_check(check: dict[str, Any], joints: np.ndarray, fps: float = 30.0) -> tuple[bool, float]:
     """(passed, measured value) of one check on joints (T, 24, 3) sampled at `fps`."""
     p = np.asarray(joints, dtype=np.float64)
@@ -126,6 +138,9 @@ def run_check(check: dict[str, Any], joints: np.ndarray, fps: float = 30.0) -> t
             speeds.append(np.linalg.norm(np.diff(ankle[:, :2], axis=0), axis=-1)[down] * fps)
         both = np.concatenate(speeds)
         value = float(np.percentile(both, 90)) if len(both) else 0.0
+        return _bounded(value, check), value
+    if kind == "turn":
+        value = turned_degrees(p)
         return _bounded(value, check), value
     if kind == "travel":
         d = pelvis[-1, :2] - pelvis[0, :2]

@@ -32,17 +32,16 @@ from typing import Sequence
 
 import numpy as np
 
-from . import rotations
-from .skeleton import J, NUM_JOINTS, forward_kinematics, rest_trans
+from ..core import rotations
+from .skeleton import FOOT_JOINTS, J, NUM_JOINTS, forward_kinematics, height_above_soles, rest_trans
 
 Step = tuple[str, float]          # (body axis "x"|"y"|"z", degrees), applied in order
 
 # How far below each joint the body's surface reaches (m), for putting poses on
-# the floor: the sole is ~7 cm under the ankle, the toes' underside ~2 cm under
-# the foot joint, a knee or hip rests ~5 cm above its joint.
+# the floor: the sole under the ankle and ball joints (the skeleton's own heights),
+# a knee or hip rests ~5 cm above its joint.
 SURFACE_BELOW = np.full(NUM_JOINTS, 0.06)
-SURFACE_BELOW[[J["left_ankle"], J["right_ankle"]]] = 0.068
-SURFACE_BELOW[[J["left_foot"], J["right_foot"]]] = 0.016
+SURFACE_BELOW[[J[j] for j in FOOT_JOINTS]] = [height_above_soles(j) for j in FOOT_JOINTS]
 SURFACE_BELOW[[J["left_hand"], J["right_hand"], J["left_wrist"], J["right_wrist"]]] = 0.03
 SURFACE_BELOW[[J["left_knee"], J["right_knee"]]] = 0.05
 SURFACE_BELOW[J["pelvis"]] = 0.1
@@ -54,13 +53,19 @@ SURFACE_BELOW[[J["head"], J["neck"]]] = 0.1
 class KeyPose:
     """One codebook entry: local axis-angle rotations (24, 3) in SMPL joint
     frames, descriptions the encoder ranks, and which feet stand on the floor
-    (left, right); `airborne` poses are held in the air by the action using them."""
+    (left, right); `airborne` poses are held in the air by the action using them.
+    A sided pose names its `side` ("left" | "right": the side of the limb that
+    acts or, when `directional`, where the body leans, looks or steps) and its
+    `mirror`, the same pose for the other side."""
     name: str
     rotations: np.ndarray
     descriptions: tuple[str, ...]
     planted: tuple[bool, bool] = (True, True)
     airborne: bool = False
     source: str = "authored"
+    side: str | None = None
+    mirror: str | None = None
+    directional: bool = False
 
 
 def rotation_from_steps(steps: Sequence[Step]) -> np.ndarray:
@@ -185,7 +190,7 @@ _THROW_RELEASE = {"left_shoulder": [("y", -80), ("z", 25)], "left_elbow": [("y",
 _POSES: list[tuple[str, dict, tuple[str, ...], tuple[bool, bool], bool, str | None]] = [
     ("stand", ARMS_DOWN,
      ("a person stands still", "standing in a neutral pose with the arms relaxed at the sides",
-      "idle, standing upright", "stays still and does nothing"), (True, True), False, None),
+      "idle, standing upright", "stays still and does nothing", "stands"), (True, True), False, None),
     ("t_pose", {},
      ("a person in a T-pose", "stands with both arms stretched straight out to the sides",
       "arms held out horizontally like a letter T"), (True, True), False, None),
@@ -323,9 +328,17 @@ _POSES: list[tuple[str, dict, tuple[str, ...], tuple[bool, bool], bool, str | No
 
 
 _SIDE_WORDS = {"left", "right"}
+# Sided poses whose side is where the body goes, not which limb moves.
+_DIRECTIONAL = {"lean_left", "head_turn_left", "side_step_left"}
 
 
-def _mirror_text(text: str) -> str:
+def name_side(name: str) -> str | None:
+    """The side a sided pose's or action's name says ("kick_left", "wave_left_a": "left"), or None."""
+    return next((w for w in reversed(name.split("_")) if w in _SIDE_WORDS), None)
+
+
+def mirror_text(text: str) -> str:
+    """The words with "left" and "right" swapped."""
     swap = {"left": "right", "right": "left"}
     return " ".join(swap.get(word, word) for word in text.split(" "))
 
@@ -340,9 +353,12 @@ def authored_keyposes() -> tuple[KeyPose, ...]:
             continue
         # A description that names no side goes to the right-handed variant only (most people's default).
         sided = tuple(t for t in texts if _SIDE_WORDS & set(t.split()))
-        out.append(KeyPose(name, pose(spec), sided or tuple(texts), planted, airborne))
-        out.append(KeyPose(mirror_name, pose(spec, mirrored=True), tuple(_mirror_text(t) for t in texts),
-                           (planted[1], planted[0]), airborne))
+        side, mirror_side = name_side(name), name_side(mirror_name)
+        directional = name in _DIRECTIONAL
+        out.append(KeyPose(name, pose(spec), sided or tuple(texts), planted, airborne, side=side, mirror=mirror_name,
+                           directional=directional))
+        out.append(KeyPose(mirror_name, pose(spec, mirrored=True), tuple(mirror_text(t) for t in texts),
+                           (planted[1], planted[0]), airborne, side=mirror_side, mirror=name, directional=directional))
     return tuple(out)
 
 
@@ -355,4 +371,4 @@ def keypose(name: str) -> KeyPose:
 
 
 __all__ = ["KeyPose", "authored_keyposes", "keypose", "grounded_trans", "rotation_from_steps", "pose", "both",
-           "mirror_steps", "SURFACE_BELOW", "with_heading", "turn_clip"]
+           "mirror_steps", "mirror_text", "name_side", "SURFACE_BELOW", "with_heading", "turn_clip"]

@@ -27,6 +27,7 @@ import numpy as np
 
 from avatarforge.protocol import ErrorCode, ProtocolError
 
+from ..core.limits import MOTION_FILE_MAX_BYTES
 from . import ops
 from .keyposes import KeyPose
 from .skeleton import forward_kinematics
@@ -34,7 +35,6 @@ from .skeleton import forward_kinematics
 CLIP_SUFFIXES = (".bvh", ".npz")
 MATCH_THRESHOLD = 0.8          # cosine similarity a label needs to replace generation by the whole clip
 POSES_PER_CLIP = 3
-MAX_CLIP_BYTES = 256 * 1024 ** 2
 
 
 def _bad(message: str) -> ProtocolError:
@@ -120,8 +120,8 @@ class MotionLibrary:
         with self._lock:
             if clip.rotations is None:
                 data = clip.path.read_bytes()
-                if len(data) > MAX_CLIP_BYTES:
-                    raise _bad(f"{name} is larger than {MAX_CLIP_BYTES >> 20} MiB")
+                if len(data) > MOTION_FILE_MAX_BYTES:
+                    raise _bad(f"{name} is larger than {MOTION_FILE_MAX_BYTES >> 20} MiB")
                 if clip.path.suffix.lower() == ".bvh":
                     from .bvh import bvh_to_smpl
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import rotations
+from ..core import rotations
 from .keyposes import rotation_from_steps
-from .skeleton import J, NUM_JOINTS, forward_kinematics, reference_rest_positions, rest_trans
+from .skeleton import J, NUM_JOINTS, forward_kinematics, height_above_soles, reference_rest_positions, rest_trans
 
-_ANKLE_HEIGHT = 0.068          # sole below the ankle joint (reference skeleton)
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ GAITS: dict[str, Gait] = {
     "hop": Gait("hop", 1.0, 0.55, 0.5, 0.12, 0.05, 0.1, 6.0, 20.0, 40.0, together=True),
 }
 GAIT_NAMES = tuple(GAITS)
+# A gait's speed factor for each pace a prompt asks for (core.phrases.PACES).
+PACE_SPEED = {"slow": 0.65, "normal": 1.0, "fast": 1.45}
 
 
 def _leg_geometry() -> dict[str, float]:
@@ -168,14 +169,14 @@ def locomotion(gait_name: str, seconds: float, fps: float, speed_factor: float =
         planted = contacts[:, i]
         dy = np.abs((stand[1] - pos) - hips[:, i, 1])
         reach = (geo[f"{side}_l1"] + geo[f"{side}_l2"]) * 0.985
-        max_hip_z = _ANKLE_HEIGHT + height + np.sqrt(np.maximum(reach ** 2 - dy ** 2, 0.0))
+        max_hip_z = height_above_soles(f"{side}_ankle") + height + np.sqrt(np.maximum(reach ** 2 - dy ** 2, 0.0))
         excess = np.where(planted, np.maximum(hips[:, i, 2] - max_hip_z, 0.0), 0.0)
         trans[:, 2] -= excess
         hips[:, :, 2] -= excess[:, None]
     for i, side in enumerate(("left", "right")):
         pos, height = targets[i]
         ankle_y = stand[1] - pos
-        target = np.stack([ankle_y - hips[:, i, 1], _ANKLE_HEIGHT + height - hips[:, i, 2]], -1)
+        target = np.stack([ankle_y - hips[:, i, 1], height_above_soles(f"{side}_ankle") + height - hips[:, i, 2]], -1)
         psi1, psi2 = _two_bone_ik(target, geo[f"{side}_l1"], geo[f"{side}_l2"])
         hip_world = psi1 - geo[f"{side}_phi1"]
         shin_world = psi2 - geo[f"{side}_phi2"]

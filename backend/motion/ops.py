@@ -14,16 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from . import rotations as rot
-from .skeleton import JOINT_NAMES, NUM_JOINTS, J
+from ..core import rotations as rot
+from .skeleton import JOINT_NAMES, NUM_JOINTS, J, height_above_soles
 
 # Contact thresholds: a foot is planted when it is within CONTACT_HEIGHT of the
 # clip's floor and moves slower than CONTACT_SPEED (m/s) horizontally and vertically.
 CONTACT_HEIGHT = 0.05
 CONTACT_SPEED = 0.35
-# Reference skeleton heights above the sole (m): ankle and ball ("foot") joints.
-_ANKLE_HEIGHT = 0.071
-_BALL_HEIGHT = 0.017
 
 # Left <-> right joint permutation (SMPL order), built from the names.
 MIRROR_INDEX = np.array([J[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
@@ -139,8 +136,8 @@ def foot_contacts(joints: Any, fps: float) -> np.ndarray:
     out = np.zeros((len(p), 2), dtype=bool)
     heights = []
     for side in ("left", "right"):
-        ankle, ball = p[:, J[f"{side}_ankle"]], p[:, J[f"{side}_foot"]]
-        heights.append(np.minimum(ankle[:, 2] - _ANKLE_HEIGHT, ball[:, 2] - _BALL_HEIGHT))
+        heights.append(np.minimum(*(p[:, J[f"{side}_{j}"], 2] - height_above_soles(f"{side}_{j}")
+                                    for j in ("ankle", "foot"))))
     floor = min(h.min() for h in heights)
     for k, side in enumerate(("left", "right")):
         speeds = []

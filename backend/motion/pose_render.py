@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 
 from ..models.text_encoder import TextEncoder, differential
-from ..text.motion_prompt import Candidate, MotionVocabulary
 from .keyposes import KeyPose, grounded_trans
 from .skeleton import J, JOINT_NAMES, PARENTS, forward_kinematics
+from .vocabulary import Candidate, MotionVocabulary
 
 RENDER_SIZE = 224           # CLIP's input size
 IMAGE_WEIGHT = 0.5          # share of the render in a pose's score
@@ -80,15 +80,15 @@ def render_pose(rotations: np.ndarray, size: int = RENDER_SIZE) -> np.ndarray:
 class ClipMotionVocabulary(MotionVocabulary):
     """A vocabulary whose key poses are also ranked by CLIP on their renders."""
 
-    def __init__(self, encoder: TextEncoder, keyposes: Sequence[KeyPose]) -> None:
-        super().__init__(encoder, keyposes)
+    def __init__(self, encoder: TextEncoder, keyposes: Sequence[KeyPose], neutral: str) -> None:
+        super().__init__(encoder, keyposes, neutral)
         renders = np.stack([render_pose(kp.rotations) for kp in self.keyposes])
         self.image_emb = encoder.encode_images(renders)            # type: ignore[attr-defined]
         self.pose_items = [i for i, (_, kind) in enumerate(self.items) if kind == "pose"]
 
     def image_scores(self, phrase: str) -> np.ndarray:
         """Differential CLIP similarity of each key pose's render to the phrase."""
-        q = differential(self._query(phrase)[None], self.neutral)[0]
+        q = differential(self.query(phrase)[None], self.neutral)[0]
         return self.image_emb @ q
 
     def rank(self, phrase: str, top: int = 5) -> list[Candidate]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-PRESETS = ("anny", "smpl", "mixamo", "rigify", "unreal")
-AUTO = "auto"
+from avatarforge.protocol.limits import AUTO_RIG_PRESET as AUTO
+from avatarforge.protocol.limits import RIG_PRESETS as PRESETS
 
 _SIDES = (("left", "L", "l", "Left"), ("right", "R", "r", "Right"))
 

@@ -24,6 +24,7 @@ JOINT_NAMES = SMPL24_JOINTS
 PARENTS = np.asarray(SMPL24_PARENTS, dtype=np.int64)
 NUM_JOINTS = 24
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
+FOOT_JOINTS = ("left_ankle", "right_ankle", "left_foot", "right_foot")     # the joints a sole lies under
 
 # SMPL neutral template joints (T-pose), Y up, metres, facing +Z, left at +X,
 # rounded to millimetres; the sole of the feet is at y = -1.155.
@@ -122,6 +123,14 @@ def model_space_pelvis() -> np.ndarray:
     """SMPL's neutral pelvis joint (3,) in SMPL's model space (Y up, as the model
     file has it): SMPL adds `transl` to this point, which rotations leave in place."""
     return _SMPL_NEUTRAL_JOINTS_Y_UP[0].copy()
+
+
+def height_above_soles(joint: str) -> float:
+    """How high `joint` stands above the soles in the reference rest pose (m). For an
+    ankle or a ball ("foot") joint this is how far its sole lies below it in any pose
+    (the foot is rigid below them): each foot's own value, read off the skeleton,
+    whose soles are on z = 0 (the ankles are 0.071 and 0.066 m up, not one rounded figure)."""
+    return float(reference_rest_positions()[J[joint], 2])
 
 
 def rest_trans() -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import ops, rotations
+from ..core import rotations
+from . import ops
 from .keyposes import SURFACE_BELOW, grounded_trans
 from .skeleton import J, NUM_JOINTS, forward_kinematics
 

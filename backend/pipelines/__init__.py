@@ -6,7 +6,7 @@ from typing import Iterable
 
 from avatarforge.protocol import ErrorCode, ProtocolError
 
-from .base import JobCancelled, JobContext, Pipeline
+from .base import JobCancelled, JobContext, Pipeline, record_components
 
 
 def load_pipelines(plugins: Iterable[str] = ()) -> dict[str, Pipeline]:
@@ -35,4 +35,4 @@ def load_plugin(spec: str) -> Pipeline:
     return cls()
 
 
-__all__ = ["JobCancelled", "JobContext", "Pipeline", "load_pipelines"]
+__all__ = ["JobCancelled", "JobContext", "Pipeline", "load_pipelines", "record_components"]

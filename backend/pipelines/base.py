@@ -1,9 +1,10 @@
 """What every pipeline is: request in, artifacts out (DESIGN §1-2).
 
 A pipeline normalises its params (validating every field, filling defaults) so
-that equal requests have equal keys in the result store, reports which tiers it
-can run on this machine, and runs with a JobContext that carries progress and
-cooperative cancellation.
+that equal requests have equal keys in the result store, declares its tiers
+(named sets of components, DESIGN §7) and which components a request runs
+(their identities are the rest of the key), and runs with a JobContext that
+carries progress and cooperative cancellation.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Callable, ClassVar
 from avatarforge.protocol import ErrorCode, ProtocolError
 
 from ..config import BackendConfig
+from ..core.components import Component, Tier
 
 
 class JobCancelled(Exception):
@@ -41,17 +43,43 @@ class JobContext:
 
 class Pipeline(ABC):
     name: ClassVar[str]
-    version: ClassVar[str]
 
     @abstractmethod
-    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        """Tier name -> {"available": bool, "reason": str (when not), ...}."""
+    def tiers(self) -> tuple[Tier, ...]:
+        """Every tier of this job, the default (embedded) one first."""
 
-    def default_tier(self, config: BackendConfig) -> str:
-        available = [t for t, info in self.tiers(config).items() if info.get("available")]
-        if not available:
-            raise ProtocolError(ErrorCode.MODEL_MISSING, f"no tier of pipeline '{self.name}' can run here")
-        return available[0]
+    def tier(self, name: str) -> Tier:
+        """The tier `name`; BAD_REQUEST naming the tiers there are."""
+        tiers = {t.name: t for t in self.tiers()}
+        if name not in tiers:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"tier '{name}' is not a tier of '{self.name}'; "
+                                f"tiers: {', '.join(tiers)}", field="tier")
+        return tiers[name]
+
+    def default_tier(self, config: BackendConfig) -> Tier:
+        """The first tier that can run here; MODEL_MISSING when none can."""
+        for tier in self.tiers():
+            if tier.available(config).available:
+                return tier
+        raise ProtocolError(ErrorCode.MODEL_MISSING, f"no tier of pipeline '{self.name}' can run here")
+
+    def choose_tier(self, requested: str | None, params: dict[str, Any], config: BackendConfig) -> Tier:
+        """The tier asked for, the one normalised params imply, or the default;
+        BAD_REQUEST when they disagree, MODEL_MISSING (saying why) when it cannot run here."""
+        implied = self.tier_of(params)
+        if implied is not None and requested not in (None, implied):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"tier '{requested}' contradicts the params, which run on tier '{implied}'; "
+                                "leave tier out or make them agree", field="tier")
+        name = requested or implied
+        if name is None:
+            return self.default_tier(config)
+        tier = self.tier(name)
+        status = tier.available(config)
+        if not status.available:
+            raise ProtocolError(ErrorCode.MODEL_MISSING,
+                                f"tier '{name}' of '{self.name}' cannot run here: {status.reason}", field="tier")
+        return tier
 
     @abstractmethod
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
@@ -66,14 +94,25 @@ class Pipeline(ABC):
         None when any available tier can serve them."""
         return None
 
-    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
-        """Names and versions of the models a request uses (part of its store key)."""
-        return {self.name: self.version}
+    def components(self, tier: Tier, params: dict[str, Any], config: BackendConfig) -> dict[str, Component]:
+        """Every component this request runs, by slot (their identities are part of
+        its store key): the tier's, plus those its params call for (a pipeline
+        whose params add one overrides this)."""
+        return dict(tier.components)
 
     @abstractmethod
     def run(self, params: dict[str, Any], ctx: JobContext) -> list[Any]:
         """Run on normalised params; return artifacts (objects with to_wire())."""
 
     def describe(self, config: BackendConfig) -> dict[str, Any]:
-        """This pipeline as `welcome` lists it."""
-        return {"version": self.version, "tiers": self.tiers(config)}
+        """This pipeline as `welcome` lists it: its tiers with their components."""
+        return {"tiers": {t.name: t.describe(config) for t in self.tiers()}}
+
+
+def record_components(artifacts: list[Any], used: dict[str, dict[str, str]]) -> list[Any]:
+    """`artifacts`, each with the components that made it in its provenance (those that keep one)."""
+    for artifact in artifacts:
+        provenance = getattr(artifact, "provenance", None)
+        if isinstance(provenance, dict):
+            provenance["components"] = used
+    return artifacts

@@ -21,7 +21,6 @@ files are in the models folder). The tier follows the `model` param.
 """
 from __future__ import annotations
 
-import importlib.util
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -30,8 +29,11 @@ from avatarforge.protocol import Material, RiggedAvatar, Skeleton
 
 from .. import __version__
 from ..config import BackendConfig
-from ..models.body_model import BODY_MODEL_NAMES, MAX_SKIN_WEIGHTS_K, BodyMesh, load_body_model
+from ..core.components import Tier
+from ..models.bodies import BODY_MODEL_NAMES, load_body_model
+from ..models.body_model import MAX_SKIN_WEIGHTS_K, BodyMesh
 from .base import JobContext, Pipeline
+from .catalogue import ANNY, BODY_JOB, SKIN_PAINTER, SMPL_BODIES
 from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, named_values_param, number_param, check_param_names
 
 PARAM_NAMES = ("model", "phenotypes", "local_changes", "betas", "gender", "texture_size", "skin_weights_k",
@@ -40,11 +42,14 @@ ANNY_ONLY = ("phenotypes", "local_changes")
 SMPL_ONLY = ("betas", "gender")
 DEFAULTS = {"model": "anny", "texture_size": 1024, "skin_weights_k": 4, "seed": 0}
 SKIN_ROUGHNESS = 0.55
+# Each body model is its own tier.
+TIERS = (Tier("anny", {"pipeline": BODY_JOB, "body_model": ANNY, "painter": SKIN_PAINTER}, embedded=True),
+         *(Tier(name, {"pipeline": BODY_JOB, "body_model": model, "painter": SKIN_PAINTER})
+           for name, model in SMPL_BODIES.items()))
 
 
 class BodyPipeline(Pipeline):
     name = "body"
-    version = "1"
 
     # -- what this backend can do ------------------------------------------------
     def describe(self, config: BackendConfig) -> dict[str, Any]:
@@ -57,35 +62,11 @@ class BodyPipeline(Pipeline):
             out["phenotype_range"] = list(PHENOTYPE_RANGE)
         return out
 
-    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        from ..models.smpl_model import MODEL_TYPES, availability
-
-        out: dict[str, dict[str, Any]] = {}
-        if importlib.util.find_spec("anny") is not None:
-            out["anny"] = {"available": True, "embedded": True}
-        else:
-            out["anny"] = {"available": False, "reason": "the 'anny' package is not installed in the backend's "
-                           "Python: pip install 'avatarforge[backend]'"}
-        for model_type in MODEL_TYPES:
-            out[model_type] = availability(config, model_type)
-        return out
+    def tiers(self) -> tuple[Tier, ...]:
+        return TIERS
 
     def tier_of(self, params: dict[str, Any]) -> str | None:
-        return params["model"]   # each body model is its own tier
-
-    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
-        from ..render.skin_texture import PAINTER_VERSION
-
-        versions = {self.name: self.version, "skin_texture": PAINTER_VERSION}
-        if params.get("model", "anny") == "anny":
-            from ..models.anny_model import ADAPTER_VERSION, anny_version
-
-            versions.update(anny=anny_version(), anny_adapter=ADAPTER_VERSION)
-        else:
-            model = load_body_model(params["model"], config,
-                                    gender=params.get("gender", "neutral"))
-            versions.update(model.versions())   # includes the model file's name and size
-        return versions
+        return params["model"]
 
     # -- params --------------------------------------------------------------------
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
@@ -180,16 +161,9 @@ class BodyPipeline(Pipeline):
         avatar = rigged_avatar(params["name"], mesh, model_name,
                                Material(f"{params['name']}_skin", "base_color", png,
                                         {"roughness": SKIN_ROUGHNESS, "colorspace": "sRGB"}),
-                               self._provenance(params, model.versions(), mesh, texture, started))
+                               avatar_provenance(self.name, params, mesh, texture, started))
         ctx.progress(1.0, "done")
         return [avatar]
-
-    def _provenance(self, params: dict[str, Any], versions: dict[str, str], mesh: BodyMesh, texture: str,
-                    started: float) -> dict[str, Any]:
-        from ..render.skin_texture import PAINTER_VERSION
-
-        return avatar_provenance(self.name, self.version, params, {**versions, "skin_texture": PAINTER_VERSION},
-                                 mesh, texture, started)
 
 
 def rigged_avatar(name: str, mesh: BodyMesh, body_model: str, material: Material,
@@ -203,11 +177,11 @@ def rigged_avatar(name: str, mesh: BodyMesh, body_model: str, material: Material
         body_model=body_model, params=mesh.params if params is None else params, provenance=provenance)
 
 
-def avatar_provenance(job: str, version: str, params: dict[str, Any], models: dict[str, str], mesh: BodyMesh,
-                      texture: str, started: float) -> dict[str, Any]:
-    """The provenance record of an avatar job (request, seed, model versions, timing)."""
-    return {"job": job, "pipeline_version": version, "request": dict(params),
-            "seed": params["seed"], "avatarforge": __version__, "models": models,
+def avatar_provenance(job: str, params: dict[str, Any], mesh: BodyMesh, texture: str,
+                      started: float) -> dict[str, Any]:
+    """The provenance record of an avatar job (request, seed, timing; the components
+    that made it are added where the job runs: base.record_components)."""
+    return {"job": job, "request": dict(params), "seed": params["seed"], "avatarforge": __version__,
             "uv_source": mesh.uv_source, "texture": texture,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - started, 3)}

@@ -3,10 +3,10 @@
 
 Params (`normalise` validates every field):
 
-    data        the file's bytes (required, at most 256 MiB)
+    data        the file's bytes (required, at most core.limits.MOTION_FILE_MAX_BYTES)
     filename    its name (required): ".bvh" or ".npz" decides the format
-    fps         resample to this frame rate, 1..240 (default: keep the file's)
-    target      <target rig> (see backend/motion/retarget.normalise_target), optional
+    fps         resample to this frame rate, within core.limits.MOTION_FPS (default: keep the file's)
+    target      <target rig> (see backend/motion/targets.normalise_target), optional
     scale       BVH units -> metres, (0, 100] (default: guessed from the skeleton's height)
     joint_map   BVH only, optional: {BVH joint name: SMPL-24 joint name, or null to leave it
                 unmapped}, on top of the automatic naming (CMU, Mixamo, Biovision, SMPL)
@@ -25,12 +25,13 @@ from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES
 
 from .. import __version__
 from ..config import BackendConfig
+from ..core.components import Component, Tier
+from ..core.limits import MOTION_FILE_MAX_BYTES, MOTION_FPS
 from .base import JobContext, Pipeline
+from .catalogue import MOTION_IMPORT_JOB, MOTION_IMPORTER, RETARGETER, target_body
 from .params import NAME_MAX, bad_field, number_param, check_param_names
 
 PARAM_NAMES = ("data", "filename", "fps", "target", "scale", "joint_map")
-MAX_BYTES = 256 * 1024 * 1024
-FPS_LIMITS = (1.0, 240.0)
 SCALE_LIMITS = (1e-5, 100.0)
 FORMATS = {".bvh": "bvh", ".npz": "npz"}
 
@@ -40,16 +41,27 @@ def _motion_name(filename: str) -> str:
     return "".join(c for c in stem if c.isprintable())[:NAME_MAX] or "motion"
 
 
+TIERS = (Tier("embedded", {"pipeline": MOTION_IMPORT_JOB, "motion_importer": MOTION_IMPORTER,
+                           "retargeter": RETARGETER}, embedded=True),)
+
+
 class MotionImportPipeline(Pipeline):
     name = "motion_import"
-    version = "1"
 
-    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        return {"embedded": {"available": True, "embedded": True, "formats": sorted(FORMATS)}}
+    def tiers(self) -> tuple[Tier, ...]:
+        return TIERS
+
+    def components(self, tier: Tier, params: dict[str, Any], config: BackendConfig) -> dict[str, Component]:
+        """The tier's, and the body model retargeting onto the target rig loads."""
+        return {**tier.components, **target_body(params["target"])}
+
+    def describe(self, config: BackendConfig) -> dict[str, Any]:
+        """Tiers, and the file formats it reads."""
+        return {**super().describe(config), "formats": sorted(FORMATS)}
 
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
         from ..motion.bvh import normalise_joint_map
-        from ..motion.retarget import normalise_target
+        from ..motion.targets import normalise_target
 
         check_param_names(params, PARAM_NAMES, "motion_import")
         data = params.get("data")
@@ -57,8 +69,8 @@ class MotionImportPipeline(Pipeline):
             data = bytes(data)
         if not isinstance(data, bytes) or not data:
             raise bad_field("data", "must be the motion file's bytes (a non-empty binary value)")
-        if len(data) > MAX_BYTES:
-            raise bad_field("data", f"at most {MAX_BYTES // (1024 * 1024)} MiB, got {len(data) / 2 ** 20:.1f} MiB")
+        if len(data) > MOTION_FILE_MAX_BYTES:
+            raise bad_field("data", f"at most {MOTION_FILE_MAX_BYTES >> 20} MiB, got {len(data) / 2 ** 20:.1f} MiB")
         filename = params.get("filename")
         if not isinstance(filename, str) or not filename.strip():
             raise bad_field("filename", "must be the file's name, ending in .bvh or .npz")
@@ -73,7 +85,7 @@ class MotionImportPipeline(Pipeline):
             raise bad_field("data", "not an .npz file (numpy's zip of arrays)")
         out: dict[str, Any] = {"data": data, "filename": filename.strip(), "format": fmt}
         fps = params.get("fps")
-        out["fps"] = None if fps is None else number_param("fps", fps, *FPS_LIMITS)
+        out["fps"] = None if fps is None else number_param("fps", fps, *MOTION_FPS)
         scale = params.get("scale")
         if scale is not None and fmt != "bvh":
             raise bad_field("scale", "only for BVH files (AMASS files are in metres)")
@@ -90,7 +102,7 @@ class MotionImportPipeline(Pipeline):
         from ..motion.build import make_motion
         from ..motion.bvh import bvh_to_smpl
         from ..motion.ops import resample, resampled_frame_count
-        from ..motion.retarget import target_summary
+        from ..motion.targets import target_summary
 
         started = time.monotonic()
         ctx.progress(0.0, "reading")
@@ -106,14 +118,14 @@ class MotionImportPipeline(Pipeline):
         if params.get("fps") is not None and abs(params["fps"] - fps) > 1e-6:
             n = resampled_frame_count(len(rotations), fps, params["fps"])
             if n > MAX_MOTION_FRAMES:
-                raise bad_field("fps", f"resampling {len(rotations)} frames from {fps:g} to {params['fps']:g} fps gives "
-                           f"{n} frames; at most {MAX_MOTION_FRAMES}. Lower fps")
+                raise bad_field("fps", f"resampling {len(rotations)} frames from {fps:g} to {params['fps']:g} fps "
+                                       f"gives {n} frames; at most {MAX_MOTION_FRAMES}. Lower fps")
             rotations, trans = resample(rotations, trans, fps, params["fps"])
             fps = params["fps"]
         ctx.progress(0.7, "retargeting" if params.get("target") else "forward kinematics")
         request = {k: v for k, v in params.items() if k not in ("data", "target")}
         request["target"] = target_summary(params.get("target"))
-        provenance = {"job": self.name, "pipeline_version": self.version, "avatarforge": __version__,
+        provenance = {"job": self.name, "avatarforge": __version__,
                       "request": request, "source": {**imported.info, "filename": params["filename"],
                                                      "sha256": hashlib.sha256(params["data"]).hexdigest(),
                                                      "bytes": len(params["data"])},

@@ -15,13 +15,14 @@ Params (normalise validates every field and fills defaults):
                   user moved after a first generation)
     local_changes {name: value in [-1, 1]}: overrides of the estimated local changes
 
-Stages: understand the shape (text/shape.py) and the appearance
+Stages: understand the shape (text/shape/) and the appearance
 (text/appearance.py, text/styles.py), build the Anny body (the body job's
 model), then paint its texture with a TexturePainter. Painters are swappable
-components (PAINTERS): the embedded "attributes" painter places garments from
-the parsed appearance; a neural painter (diffusion in UV space, CLIP-guided
-optimisation) takes the same PaintRequest and returns the same PNG, so adding
-one is a registry entry and a tier, not a rewrite of this job.
+(PAINTERS, one per painter component of pipelines/catalogue.py): the embedded
+"attributes" painter places garments from the parsed appearance; a neural
+painter (diffusion in UV space, CLIP-guided optimisation) takes the same
+PaintRequest and returns the same PNG, so adding one is a component, a painter
+here and a tier naming it, not a rewrite of this job.
 """
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ from typing import Any, Callable
 from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar
 
 from ..config import BackendConfig
+from ..core.components import Tier
 from ..models.body_model import BodyMesh
-from ..models.text_encoder import ENCODER_NAMES, TextEncoder, encoder_tiers, encoder_version, load_text_encoder
+from ..models.encoders import ENCODER_NAMES, load_text_encoder
+from ..models.text_encoder import TextEncoder
 from ..text.appearance import Appearance
 from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
 from .body import BodyPipeline, avatar_provenance, rigged_avatar
+from .catalogue import ANNY, APPEARANCE_READER, ATTRIBUTE_PAINTER, CLIP, MINILM, SHAPE_ESTIMATOR, TEXT_AVATAR_JOB
 from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, check_param_names
 
 PARAM_NAMES = ("prompt", "seed", "texture_size", "name", "encoder", "phenotypes", "local_changes")
@@ -61,17 +65,9 @@ class PaintRequest:
 
 
 class TexturePainter(ABC):
-    """Paints an Anny body's base-colour texture (PNG) for a prompt."""
+    """Paints an Anny body's base-colour texture (PNG) for a prompt. `name` is its
+    component's (the catalogue declares what it runs and when it can)."""
     name: str
-
-    @property
-    @abstractmethod
-    def version(self) -> str:
-        """Part of the result-store key: bump when the same request paints differently."""
-
-    def availability(self, config: BackendConfig) -> dict[str, Any]:
-        """{"available": bool, "reason": ...} on this machine."""
-        return {"available": True, "embedded": True}
 
     @abstractmethod
     def paint(self, request: PaintRequest) -> bytes:
@@ -81,14 +77,7 @@ class TexturePainter(ABC):
 class AttributePainter(TexturePainter):
     """The embedded tier: skin, hair and garments from the parsed Appearance
     (render/clothing_texture.py)."""
-    name = "attributes"
-
-    @property
-    def version(self) -> str:
-        from ..render.clothing_texture import CLOTHING_PAINTER_VERSION
-        from ..render.skin_texture import PAINTER_VERSION
-
-        return f"{CLOTHING_PAINTER_VERSION}+skin{PAINTER_VERSION}"
+    name = ATTRIBUTE_PAINTER.name
 
     def paint(self, request: PaintRequest) -> bytes:
         from ..render.clothing_texture import paint_avatar_texture
@@ -97,37 +86,25 @@ class AttributePainter(TexturePainter):
                                     progress=request.progress)
 
 
-PAINTERS: dict[str, TexturePainter] = {"attributes": AttributePainter()}
-# Which painter each tier uses. Both encoder tiers paint with attributes today;
-# a diffusion tier would map to its painter here.
-TIER_PAINTER = {"minilm": "attributes", "clip": "attributes"}
+PAINTERS: dict[str, TexturePainter] = {p.name: p for p in (AttributePainter(),)}
+# Each encoder is a tier; both paint with attributes today (a diffusion tier names its
+# painter). The appearance is always read with MiniLM (its thresholds are calibrated
+# on it), so the CLIP tier runs both encoders.
+UNDERSTANDING = {"pipeline": TEXT_AVATAR_JOB, "shape_estimator": SHAPE_ESTIMATOR,
+                 "appearance_reader": APPEARANCE_READER, "body_model": ANNY}
+TIERS = (Tier("minilm", {**UNDERSTANDING, "encoder": MINILM, "painter": ATTRIBUTE_PAINTER}, embedded=True),
+         Tier("clip", {**UNDERSTANDING, "encoder": CLIP, "word_encoder": MINILM, "painter": ATTRIBUTE_PAINTER}))
 
 
 class TextAvatarPipeline(Pipeline):
     name = "text_avatar"
-    version = "1"
 
     # -- what this backend can do ------------------------------------------------
-    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        anny = BodyPipeline().tiers(config)["anny"]
-        if not anny["available"]:
-            return {"minilm": anny, "clip": anny}
-        return encoder_tiers(config)
+    def tiers(self) -> tuple[Tier, ...]:
+        return TIERS
 
     def tier_of(self, params: dict[str, Any]) -> str | None:
         return params["encoder"]
-
-    def model_versions(self, params: dict[str, Any], config: BackendConfig) -> dict[str, str]:
-        from ..models.anny_model import ADAPTER_VERSION, anny_version
-        from ..text.appearance import APPEARANCE_VERSION
-        from ..text.shape import SHAPE_VERSION
-        from ..text.styles import STYLES_VERSION
-
-        painter = PAINTERS[TIER_PAINTER[params["encoder"]]]
-        return {self.name: self.version, "encoder": params["encoder"],
-                "encoder_version": encoder_version(params["encoder"], config), "shape": SHAPE_VERSION,
-                "appearance": APPEARANCE_VERSION, "styles": STYLES_VERSION,
-                f"painter_{painter.name}": painter.version, "anny": anny_version(), "anny_adapter": ADAPTER_VERSION}
 
     # -- params --------------------------------------------------------------------
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
@@ -141,10 +118,10 @@ class TextAvatarPipeline(Pipeline):
         encoder = params.get("encoder", DEFAULTS["encoder"])
         if encoder not in ENCODER_NAMES:
             raise bad_field("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
-        info = self.tiers(config)[encoder]
-        if not info.get("available"):
-            raise ProtocolError(ErrorCode.MODEL_MISSING, f"encoder: {encoder!r} cannot run here: "
-                                f"{info.get('reason', 'unavailable')}", field="encoder")
+        status = self.tier(encoder).available(config)
+        if not status.available:
+            raise ProtocolError(ErrorCode.MODEL_MISSING, f"encoder: {encoder!r} cannot run here: {status.reason}",
+                                field="encoder")
         out["encoder"] = encoder
         name = params.get("name", DEFAULTS["name"])
         if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
@@ -162,6 +139,7 @@ class TextAvatarPipeline(Pipeline):
     def run(self, params: dict[str, Any], ctx: JobContext) -> list[RiggedAvatar]:
         from ..models.anny_model import load_anny_model
         from ..text.appearance import parse_appearance
+        from ..render.body_render import render_front
         from ..text.shape import estimate_shape
         from ..text.styles import DEFAULT_STYLE, style_preset
 
@@ -179,7 +157,7 @@ class TextAvatarPipeline(Pipeline):
         model = load_anny_model()
         t = stage("load", t)
         ctx.progress(0.15, "understanding the body")
-        shape = estimate_shape(params["prompt"], encoder, ctx.config, model="anny")
+        shape = estimate_shape(params["prompt"], encoder, ctx.config, model="anny", render_body=render_front)
         t = stage("shape", t)
         ctx.progress(0.25, "understanding the appearance")
         # The appearance vocabularies' thresholds are calibrated on the sentence encoder
@@ -194,7 +172,7 @@ class TextAvatarPipeline(Pipeline):
         mesh = model.build({"phenotypes": phenotypes, "local_changes": local_changes})
         t = stage("body", t)
 
-        painter = PAINTERS[TIER_PAINTER[params["encoder"]]]
+        painter = PAINTERS[self.tier(params["encoder"]).components["painter"].name]
         ctx.progress(0.4, "painting texture")
         png = painter.paint(PaintRequest(mesh, appearance, params["prompt"], params["texture_size"], params["seed"],
                                          encoder, ctx.config,
@@ -208,9 +186,7 @@ class TextAvatarPipeline(Pipeline):
                 "appearance": appearance.to_json(), "style": appearance.style,
                 "neutral_body": _is_neutral(shape.phenotypes, shape.local_changes)}
         avatar_params = {**mesh.params, "text": text}
-        models = {**self.model_versions(params, ctx.config), "encoder_version": encoder.version,
-                  "painter": painter.name}
-        provenance = avatar_provenance(self.name, self.version, params, models, mesh,
+        provenance = avatar_provenance(self.name, params, mesh,
                                        f"painted by the '{painter.name}' painter from the parsed appearance", started)
         provenance["timings"] = timings
         avatar = rigged_avatar(params["name"], mesh, "anny",

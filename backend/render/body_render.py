@@ -16,7 +16,6 @@ import numpy as np
 
 from ..models.body_model import BodyMesh
 
-RENDERER_VERSION = "1"
 IMAGE_SIZE = 224
 WINDOW_M = 2.3                 # metres shown top to bottom (and left to right)
 FLOOR_MARGIN_M = 0.05

@@ -23,15 +23,14 @@ import hashlib
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from ..models.body_model import BodyMesh
-from ..text.appearance import Appearance, Coverage, Garment
+from ..core.appearance import Appearance, Coverage, Garment
 from .skin_texture import SkinLayers, encode_png, fill_gutters, paint_anny_skin_layers, smooth_noise
 
-CLOTHING_PAINTER_VERSION = "1"   # bump when the same request would paint differently
 GROUPS = ("torso", "arm", "hand", "leg", "foot", "neck", "head")
 SKIN_PARTS = ("body", "head", "hand.L", "hand.R", "foot.L", "foot.R")
 DEFAULT_HAIR_LENGTH = 0.35       # short hair when the prompt does not say
@@ -337,7 +336,7 @@ class PaintedAvatar:
 def paint_avatar_layers(mesh: BodyMesh, appearance: Appearance, size: int, seed: int,
                         progress: Callable[[float], None] | None = None) -> PaintedAvatar:
     """The avatar's base colour as arrays (see paint_avatar_texture)."""
-    report = progress or (lambda fraction: None)
+    report = progress or (lambda _: None)
     skin = paint_anny_skin_layers(mesh, size, seed, progress=lambda f: report(0.6 * f),
                                   tone=appearance.skin_tone, hair=appearance.hair.colour)
     body = texel_body(mesh, skin)
@@ -382,8 +381,3 @@ def paint_avatar_texture(mesh: BodyMesh, appearance: Appearance, size: int, seed
     """Base-colour PNG of an Anny body dressed as `appearance` says (module doc)."""
     painted = paint_avatar_layers(mesh, appearance, size, seed, progress)
     return encode_png(painted.rgb, compress_level=PNG_COMPRESS_LEVEL)
-
-
-def painter_description() -> dict[str, Any]:
-    return {"painter": "attributes", "version": CLOTHING_PAINTER_VERSION,
-            "what": "skin from the phenotypes, garments placed by skinning bones and rest-pose lengths"}

@@ -30,9 +30,7 @@ from scipy import ndimage
 
 from ..models.body_model import BodyMesh
 
-TEXTURE_SIZE_RANGE = (256, 4096)
 DEFAULT_TEXTURE_SIZE = 1024
-PAINTER_VERSION = "2"   # bump when the same request would paint differently
 
 # sRGB albedo in [0, 1]. Skin tones are blended by Anny's ethnic phenotypes.
 SKIN_TONES = {"african": (0.42, 0.27, 0.19), "asian": (0.80, 0.62, 0.47), "caucasian": (0.88, 0.68, 0.58)}
@@ -252,7 +250,7 @@ def paint_anny_skin_layers(mesh: BodyMesh, size: int = DEFAULT_TEXTURE_SIZE, see
     """paint_anny_skin's work, returned as arrays. `tone` and `hair` (sRGB in
     [0, 1]) replace the skin tone from the phenotypes and the seeded eyebrow
     colour; the seeded draws still happen, so everything else stays the same."""
-    report = progress or (lambda fraction: None)
+    report = progress or (lambda _: None)
     rng = np.random.default_rng(seed)
     phenotypes = mesh.params.get("phenotypes", {})
     raster = cached_raster(mesh.uvs, size)

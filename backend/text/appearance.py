@@ -20,17 +20,18 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from ..core.appearance import RGB, SLOTS, Appearance, Coverage, Garment
+from ..core.sources import digest_of, source_digest
 from ..models.text_encoder import TextEncoder
-from .styles import DESCRIPTIONS as STYLE_DESCRIPTIONS, NEUTRAL_PHRASE, StyleChoice, choose_style
+from .prompt import NEUTRAL_PROMPT
+from .styles import DESCRIPTIONS as STYLE_DESCRIPTIONS, StyleChoice, choose_style
 
-APPEARANCE_VERSION = "1"   # bump when the same prompt would parse differently
-RGB = tuple[float, float, float]
-SLOTS = ("bottom", "dress", "top", "outer", "shoes", "gloves", "scarf", "hat")   # painting order
 
 # Per category: minimum similarity to the nearest entry, and minimum lead over
 # the neutral phrase's similarity to that entry. Calibrated on MiniLM: exact and
@@ -38,27 +39,6 @@ SLOTS = ("bottom", "dress", "top", "outer", "shoes", "gloves", "scarf", "hat")  
 THRESHOLDS = {"garment": (0.6, 0.2), "colour": (0.62, 0.2), "pattern": (0.62, 0.2), "hair": (0.6, 0.2),
               "hair_colour": (0.62, 0.2), "skin": (0.62, 0.2), "style": (0.62, 0.2), "other": (0.0, -1.0)}
 MAX_NGRAM = 3
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How much of the body a garment covers and what it is made of (what the
-    painter reads; a GarmentKind's defaults, copied onto each parsed Garment).
-
-    sleeve: fraction of the arm covered from the shoulder to the wrist (None: no sleeves part);
-    leg: fraction of the leg covered from the hip down to the ankle; skirt: legs covered as one
-    tube (a horizontal hem) rather than per trouser leg; torso: "full" | "upper" | "lower" | None;
-    neck: the garment covers the neck (turtleneck, hoodie); shaft: shoes/boots reach this fraction
-    from the ankle up to the knee; crown: a hat covers this fraction of the head from the top;
-    fabric: cotton | denim | knit | leather | silk | synthetic (the painter's weave and shading)."""
-    sleeve: float | None = None
-    leg: float | None = None
-    skirt: bool = False
-    torso: str | None = None
-    neck: bool = False
-    shaft: float | None = None
-    crown: float | None = None
-    fabric: str = "cotton"
 
 
 @dataclass(frozen=True)
@@ -229,72 +209,6 @@ _TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*|[,;.!?/&+()]")
 _PUNCT = frozenset(",;.!?/&+()")
 
 
-@dataclass
-class Garment:
-    slot: str                          # one of SLOTS
-    kind: str                          # a GARMENTS name
-    colour: RGB                        # sRGB in [0, 1]
-    colour_name: str
-    pattern: str = "solid"             # a PATTERNS key
-    pattern_colour: RGB | None = None
-    pattern_colour_name: str | None = None
-    coverage: Coverage = Coverage()    # the GarmentKind's; JSON keeps its fields flat (to_json)
-    phrase: str = ""                   # the prompt words it came from
-    score: float = 0.0                 # similarity of those words to the garment entry
-    colour_score: float | None = None  # None: the garment's default colour
-    pattern_score: float | None = None
-
-
-@dataclass
-class Hair:
-    colour: RGB | None = None          # None: the painter's seeded natural colour
-    colour_name: str | None = None
-    length: float | None = None        # 0 bald .. 1 long; None: unsaid (painter's default)
-    length_name: str | None = None
-    phrase: str = ""
-    score: float = 0.0
-
-
-@dataclass
-class Appearance:
-    garments: list[Garment] = field(default_factory=list)
-    hair: Hair = field(default_factory=Hair)
-    skin_tone: RGB | None = None       # None: from the body's phenotypes
-    skin_tone_name: str | None = None
-    style: str | None = None           # a styles.PRESETS name the prompt asked for, or None
-    scores: dict[str, float] = field(default_factory=dict)   # per field: similarity that decided it
-    phrases: list[str] = field(default_factory=list)         # the chunks the prompt was cut into
-    version: str = APPEARANCE_VERSION
-
-    def garment(self, slot: str) -> Garment | None:
-        return next((g for g in self.garments if g.slot == slot), None)
-
-    def to_json(self) -> dict[str, Any]:
-        def clean(v: Any) -> Any:
-            if isinstance(v, float):
-                return round(v, 4)
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            return v
-        data = asdict(self)
-        # Coverage fields stay top-level garment keys, as before Coverage existed.
-        data["garments"] = [_flatten_coverage(g) for g in data["garments"]]
-        return clean(data)
-
-
-def _flatten_coverage(garment: dict[str, Any]) -> dict[str, Any]:
-    """A garment's asdict() with its "coverage" dict's keys put in its place."""
-    out: dict[str, Any] = {}
-    for key, value in garment.items():
-        if key == "coverage":
-            out.update(value)
-        else:
-            out[key] = value
-    return out
-
-
 # -- vocabulary embeddings, once per encoder --------------------------------------
 
 @dataclass
@@ -319,6 +233,19 @@ def _vocab_entries() -> list[tuple[str, Any, str]]:
     return entries
 
 
+@lru_cache(maxsize=1)
+def reader_identity() -> str:
+    """This parser's identity (its code and vocabularies, as this process loaded them): what an
+    Appearance's `version` names."""
+    return digest_of(source_digest([__name__.removeprefix("avatarforge.")]))
+
+
+def vocabulary_texts() -> list[str]:
+    """Every phrase the parser ranks a prompt's words against: garments, colours, patterns, hair,
+    skin tones, styles and the reject class of words about the person."""
+    return [text for _, _, text in _vocab_entries()]
+
+
 _vocab_lock = threading.Lock()
 _vocab_cache: "weakref.WeakKeyDictionary[TextEncoder, _Vocab]" = weakref.WeakKeyDictionary()
 
@@ -330,7 +257,7 @@ def vocabulary(encoder: TextEncoder) -> _Vocab:
     if vocab is None:
         entries = _vocab_entries()
         emb = encoder.encode([t for _, _, t in entries])
-        neutral = (encoder.encode(NEUTRAL_PHRASE) @ emb.T)[0]
+        neutral = (encoder.encode(NEUTRAL_PROMPT) @ emb.T)[0]
         vocab = _Vocab([c for c, _, _ in entries], [lab for _, lab, _ in entries], [t for _, _, t in entries],
                        emb, neutral)
         with _vocab_lock:
@@ -431,7 +358,7 @@ def parse_appearance(prompt: str, encoder: TextEncoder) -> Appearance:
             chosen.append(length)
         _refine_garments(words, chosen, encoder, vocab)
 
-    appearance = Appearance(phrases=[" ".join(c) for c in chunks])
+    appearance = Appearance(phrases=[" ".join(c) for c in chunks], version=reader_identity())
     style = choose_style(texts, emb, encoder)
     _apply_style(appearance, style, per_chunk)
     _apply_chunks(appearance, per_chunk, [" ".join(c) for c in chunks])

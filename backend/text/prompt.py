@@ -6,6 +6,9 @@ from typing import Any
 
 from avatarforge.protocol import ErrorCode, ProtocolError
 
+# What every text reader compares a prompt against (AvatarCLIP's neutral text): the prompt
+# that says nothing about a body, an appearance or a motion.
+NEUTRAL_PROMPT = "a person"
 MAX_PROMPT_CHARS = 500     # CLIP reads 77 tokens; a prompt is a sentence or two, not a document
 # Format characters are fine (emoji are joined with U+200D) except the bidi
 # overrides, which can make a prompt display differently from what it says.

@@ -1,4 +1,4 @@
-"""Words for body shapes, used to write the codebook's descriptions (text/shape.py).
+"""Words for body shapes, used to write the codebook's descriptions (text/shape/codebook.py).
 
 These tables say how people describe each phenotype LEVEL (a value on Anny's
 scale); the codebook writes sentences from an entry's parameters by drawing
@@ -18,8 +18,8 @@ class Level:
     """One level of an attribute: its value and ways to say it.
 
     adjectives: words that go before the noun ("a tall man"); phrases: words that
-    go after it ("a man of average height"). The default level of an attribute
-    mostly says nothing at all (see DEFAULT_EXPLICIT_RATE in shape.py)."""
+    go after it ("a man of average height"). The default level of an attribute has no
+    adjectives (that is how text/shape/attributes.py finds it), only phrases."""
     name: str
     value: float
     adjectives: tuple[str, ...] = ()
@@ -123,11 +123,6 @@ NOUNS: dict[tuple[str, str], tuple[str, ...]] = {
 
 DECADE_WORDS = {10: "teens", 20: "twenties", 30: "thirties", 40: "forties", 50: "fifties", 60: "sixties",
                 70: "seventies", 80: "eighties", 90: "nineties"}
-
-NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
-                9: "nine", 10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen", 15: "fifteen",
-                16: "sixteen", 17: "seventeen", 18: "eighteen"}
-
 
 @dataclass(frozen=True)
 class LocalChange:

@@ -36,10 +36,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..models.text_encoder import TextEncoder
+from .prompt import NEUTRAL_PROMPT
 
-STYLES_VERSION = "1"
 DEFAULT_STYLE = "realistic"
-NEUTRAL_PHRASE = "a person"
 # A phrase must be at least this similar to a style description, and this much
 # more similar than the neutral phrase is (calibrated on MiniLM: unrelated words
 # score 0.2-0.45 against these descriptions, style words 0.6-1.0).
@@ -111,7 +110,7 @@ def _descriptions(encoder: TextEncoder) -> tuple[list[str], list[str], np.ndarra
         names = [name for name, texts in DESCRIPTIONS.items() for _ in texts]
         texts = [t for ts in DESCRIPTIONS.values() for t in ts]
         emb = encoder.encode(texts)
-        neutral = (encoder.encode(NEUTRAL_PHRASE) @ emb.T)[0]
+        neutral = (encoder.encode(NEUTRAL_PROMPT) @ emb.T)[0]
         hit = (names, texts, emb, neutral)
         with _cache_lock:
             _description_cache[encoder] = hit

@@ -1,13 +1,20 @@
 """Backend test fixtures. Anny loads once per test session (the process keeps it:
-`load_anny_model` caches it), and its disk cache is shared (tests/conftest.py)."""
+`load_anny_model` caches it), from the session's own disk cache (tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _anny_cache_first(anny_cache: str) -> str:
+    """Anny's cache is built before the first backend test, whatever runs first: a
+    backend subprocess that had to build it would spend a minute inside one test."""
+    return anny_cache
+
+
 @pytest.fixture(scope="session")
-def anny_model():
-    """The process-wide Anny body model (~1 s with a warm cache, ~50 s cold)."""
+def anny_model(anny_cache: str):
+    """The process-wide Anny body model (~3 s with the session's cache built)."""
     from avatarforge.backend.models.anny_model import load_anny_model
 
     return load_anny_model()

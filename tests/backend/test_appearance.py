@@ -18,7 +18,7 @@ SIZE = 256
 
 @pytest.fixture(scope="module")
 def encoder():
-    from avatarforge.backend.models.text_encoder import load_text_encoder
+    from avatarforge.backend.models.encoders import load_text_encoder
 
     return load_text_encoder("minilm")
 

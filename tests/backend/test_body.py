@@ -107,8 +107,8 @@ def test_smpl_missing_says_where_to_put_the_file(tmp_path):
         PIPELINE.normalise({"model": "smpl"}, BackendConfig(models_dir=tmp_path))
     assert err.value.code == ErrorCode.MODEL_MISSING
     assert "SMPL_NEUTRAL" in err.value.message and str(tmp_path) in err.value.message
-    tiers = PIPELINE.tiers(BackendConfig(models_dir=tmp_path))
-    assert tiers["anny"]["available"] and not tiers["smpl"]["available"] and tiers["smpl"]["reason"]
+    tiers = PIPELINE.describe(BackendConfig(models_dir=tmp_path))["tiers"]
+    assert tiers["anny"]["available"] and not tiers["smpl"]["available"] and "SMPL_NEUTRAL" in tiers["smpl"]["reason"]
 
 
 def test_synthetic_smpl_file_loads_through_smplx(tmp_path):
@@ -121,7 +121,7 @@ def test_synthetic_smpl_file_loads_through_smplx(tmp_path):
 def test_smpl_body_from_the_users_model_folder(tmp_path):
     write_synthetic_model(tmp_path, "smpl", "neutral")
     config = BackendConfig(models_dir=tmp_path)
-    assert PIPELINE.tiers(config)["smpl"]["available"]
+    assert PIPELINE.tier("smpl").available(config).available
     mean = build({"model": "smpl", "texture_size": 256}, config)
     check_rigged(mean)
     assert len(mean.skeleton) == 24 and mean.skeleton.joint_names[0] == "pelvis"
@@ -243,12 +243,12 @@ def test_smpl_rest_frames_are_the_axis_conversion(tmp_path):
 def test_smpl_family_files(tmp_path, model_type, joints, options):
     write_synthetic_model(tmp_path, model_type, "female", **options)
     config = BackendConfig(models_dir=tmp_path)
-    assert PIPELINE.tiers(config)[model_type]["genders"] == ["female"]
+    assert PIPELINE.tier(model_type).available(config).available
     avatar = build({"model": model_type, "gender": "female", "betas": [1.0, -0.5], "skin_weights_k": 2,
                     "texture_size": 256}, config)
     check_rigged(avatar)
     assert len(avatar.skeleton) == joints and avatar.skin_weights.shape[1] == 2
-    assert avatar.provenance["models"]["smplx"] == smplx_version()
+    assert avatar.provenance["request"]["model"] == model_type
     if options.get("with_uvs"):
         assert avatar.provenance["uv_source"] == "model file (vt/ft)"
     with pytest.raises(ProtocolError) as err:   # only the female file is there
@@ -264,9 +264,3 @@ def test_betas_shape_the_body_the_way_the_file_says(tmp_path):
     with pytest.raises(ProtocolError) as err:
         PIPELINE.normalise({"model": "smpl", "betas": [6.0]}, config)
     assert err.value.field == "betas[0]" and "[-5, 5]" in err.value.message
-
-
-def smplx_version() -> str:
-    from importlib.metadata import version
-
-    return version("smplx")

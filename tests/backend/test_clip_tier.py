@@ -9,7 +9,7 @@ import pytest
 from avatarforge.backend.config import BackendConfig
 from avatarforge.backend.models import clip_model
 from avatarforge.backend.models.anny_model import phenotype_names
-from avatarforge.backend.models.text_encoder import load_text_encoder
+from avatarforge.backend.models.encoders import load_text_encoder
 from avatarforge.backend.render import body_render
 from avatarforge.backend.text import shape
 from avatarforge.protocol import ErrorCode, ProtocolError
@@ -60,9 +60,12 @@ def test_clip_tier_ranks_rendered_bodies_and_caches_them(tiny_clip_dir, anny_mod
     config = BackendConfig(clip_dir=tiny_clip_dir)
     encoder = load_text_encoder("clip", config)
     renders = []
-    real = body_render.render_front
-    monkeypatch.setattr(body_render, "render_front", lambda mesh, *a, **k: renders.append(1) or real(mesh, *a, **k))
-    est = shape.estimate_shape("a tall, skinny old man in a red hoodie", encoder, config)
+
+    def render_body(mesh):
+        renders.append(1)
+        return body_render.render_front(mesh)
+
+    est = shape.estimate_shape("a tall, skinny old man in a red hoodie", encoder, config, render_body=render_body)
     assert len(renders) == len(shape.image_codebook_entries())
     assert list(est.phenotypes) == list(phenotype_names())
     assert all(0.0 <= v <= 1.0 for v in est.phenotypes.values())
@@ -71,7 +74,9 @@ def test_clip_tier_ranks_rendered_bodies_and_caches_them(tiny_clip_dir, anny_mod
     assert abs(sum(m["weight"] for m in est.details["top_matches"]) - 1.0) < 1e-3 or \
         est.details["top_matches"][0]["weight"] == 0.0
     assert list(tmp_path.glob("shape-images-anny-*.npz"))
-    again = shape.estimate_shape("a tall, skinny old man in a red hoodie", encoder, config)
+    again = shape.estimate_shape("a tall, skinny old man in a red hoodie", encoder, config, render_body=render_body)
     assert len(renders) == len(shape.image_codebook_entries())      # the second call reads the cache
     assert again.phenotypes == est.phenotypes
     assert set(est.to_json()) == {"model", "phenotypes", "local_changes", "confidence"}
+    with pytest.raises(ValueError):      # the image tier needs a renderer
+        shape.estimate_shape("a tall man", encoder, config)

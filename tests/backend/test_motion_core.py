@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from avatarforge.backend.motion import ops
-from avatarforge.backend.motion import rotations as R
+from avatarforge.backend.core import rotations as R
 from avatarforge.backend.motion.build import make_motion
 from avatarforge.backend.motion.skeleton import J, forward_kinematics, reference_rest_positions, rest_trans
 from avatarforge.protocol import SMPL24_JOINTS, Motion

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from avatarforge.backend.config import BackendConfig
-from avatarforge.backend.motion import rotations as R
+from avatarforge.backend.core import rotations as R
 from avatarforge.backend.motion.amass import amass_to_smpl
 from avatarforge.backend.motion.bvh import bvh_forward_kinematics, bvh_to_smpl, parse_bvh
 from avatarforge.backend.motion.skeleton import J, REST_ROTATION, forward_kinematics

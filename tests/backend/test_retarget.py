@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from avatarforge.backend.core import rotations as R
 from avatarforge.backend.motion import rigs
-from avatarforge.backend.motion import rotations as R
 from avatarforge.backend.motion.build import make_motion
-from avatarforge.backend.motion.retarget import (default_rig, normalise_target, resolve_target, retarget,
-                                                 smpl_armature, tracks_heads)
+from avatarforge.backend.motion.retarget import retarget, tracks_heads
+from avatarforge.backend.motion.target_rigs import default_rig, resolve_target, smpl_armature
+from avatarforge.backend.motion.targets import normalise_target
 from avatarforge.backend.motion.skeleton import J, JOINT_NAMES, PARENTS, forward_kinematics, \
     reference_rest_positions, rest_trans
 from avatarforge.protocol import ErrorCode, Motion, ProtocolError
@@ -121,6 +122,13 @@ def test_auto_picks_the_preset_by_names():
     assert rigs.best_preset(["root", "pelvis", "spine_01", "thigh_l", "upperarm_l", "hand_r"])[0] == "unreal"
     assert rigs.best_preset(["mixamorig1:Hips", "mixamorig1:LeftArm", "mixamorig1:Spine"])[0] == "mixamo"
     assert rigs.best_preset(list(JOINT_NAMES))[0] == "smpl"
+
+
+def test_every_preset_the_add_on_offers_has_a_bone_map():
+    """The presets are one list (protocol/limits.py, which the add-on carries); each needs a map here."""
+    from avatarforge.protocol.limits import RIG_PRESETS
+
+    assert set(rigs.PRESET_MAPS) == set(RIG_PRESETS)
 
 
 # -- onto rigs ----------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from tests.support.server import BackendProcess
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    with BackendProcess(tmp_path_factory.mktemp("store")) as proc:
+    models = tmp_path_factory.mktemp("models")   # empty: no SMPL files, no CLIP checkpoint
+    with BackendProcess(tmp_path_factory.mktemp("store"), "--models-dir", str(models),
+                        "--clip-dir", str(models / "clip")) as proc:
         yield proc
 
 
@@ -49,11 +51,41 @@ def raw_exchange(address: str, frames: list[bytes], timeout_s: float = 10) -> di
 def test_welcome_lists_pipelines_tiers_and_devices(client):
     welcome = client.welcome
     assert welcome["type"] == "welcome"
-    assert {"body", "steps"} <= set(welcome["pipelines"])
-    assert welcome["pipelines"]["steps"]["tiers"]["gpu"] == {"available": False, "reason": "test tier without a GPU"}
+    assert {"body", "steps", "text_avatar", "text_motion", "motion_import"} <= set(welcome["pipelines"])
+    gpu = welcome["pipelines"]["steps"]["tiers"]["gpu"]
+    assert (gpu["available"], gpu["reason"]) == (False, "test tier without a GPU")
+    assert gpu["components"]["device"] == {"role": "device", "name": "gpu", "identity": None}
     assert welcome["pipelines"]["body"]["tiers"]["anny"]["available"] is True
     assert welcome["pipelines"]["body"]["phenotypes"]["age"] == pytest.approx(2 / 3, abs=0.01)   # UI defaults
     assert "cpu" in welcome["devices"]
+
+
+def test_welcome_lists_each_tiers_components_and_why_a_tier_cannot_run(client):
+    """The test backend's models folder is empty: no SMPL files, no CLIP checkpoint."""
+    pipelines = client.welcome["pipelines"]
+    anny = pipelines["body"]["tiers"]["anny"]
+    assert anny["embedded"] is True and "reason" not in anny
+    assert {slot: (c["role"], c["name"]) for slot, c in anny["components"].items()} == {
+        "pipeline": ("pipeline", "body"), "body_model": ("body_model", "anny"), "painter": ("painter", "skin")}
+    assert all(len(c["identity"]) == 16 for c in anny["components"].values())
+    smpl = pipelines["body"]["tiers"]["smpl"]
+    assert smpl["available"] is False and "SMPL_NEUTRAL" in smpl["reason"]
+    assert smpl["components"]["body_model"]["identity"] is None
+    assert smpl["components"]["painter"] == anny["components"]["painter"]      # one component, one identity
+    text = pipelines["text_avatar"]["tiers"]
+    assert text["minilm"]["available"] is True and text["clip"]["available"] is False
+    assert "CLIP" in text["clip"]["reason"] and text["clip"]["components"]["encoder"]["identity"] is None
+    assert text["clip"]["components"]["painter"]["name"] == text["minilm"]["components"]["painter"]["name"]
+    assert text["clip"]["components"]["word_encoder"] == text["minilm"]["components"]["encoder"]
+    assert text["minilm"]["components"]["body_model"] == anny["components"]["body_model"]
+    motion = pipelines["text_motion"]["tiers"]["minilm"]["components"]
+    assert {"pipeline", "encoder", "motion_generator", "retargeter"} <= set(motion)
+
+
+def test_results_record_the_components_that_made_them(client):
+    (avatar,) = client.run("steps", unique(steps=1))
+    cpu = client.welcome["pipelines"]["steps"]["tiers"]["cpu"]["components"]
+    assert avatar.provenance["components"] == cpu
 
 
 def test_submit_streams_progress_then_result(client):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from avatarforge.backend.config import BackendConfig
-from avatarforge.backend.models.text_encoder import load_text_encoder
+from avatarforge.backend.core.components import used_components
 from avatarforge.backend.pipelines import JobContext
 from avatarforge.backend.pipelines.text_avatar import PAINTERS, TextAvatarPipeline
 from avatarforge.protocol import ErrorCode, ProtocolError, RiggedAvatar
@@ -56,7 +56,7 @@ def test_bad_params_are_refused(pipeline, config, params, field):
 
 
 def test_clip_without_a_checkpoint_is_model_missing(pipeline, config):
-    tiers = pipeline.tiers(config)
+    tiers = pipeline.describe(config)["tiers"]
     assert tiers["minilm"]["available"] is True and tiers["clip"]["available"] is False
     with pytest.raises(ProtocolError) as err:
         pipeline.normalise({"prompt": "a man", "encoder": "clip"}, config)
@@ -65,22 +65,19 @@ def test_clip_without_a_checkpoint_is_model_missing(pipeline, config):
 
 def test_clip_tier_follows_the_encoder(pipeline, tiny_clip_dir):
     config = BackendConfig(clip_dir=tiny_clip_dir)
-    assert pipeline.tiers(config)["clip"]["available"] is True
+    assert pipeline.tier("clip").available(config).available
     params = pipeline.normalise({"prompt": "a man", "encoder": "clip"}, config)
     assert pipeline.tier_of(params) == "clip"
-    versions = pipeline.model_versions(params, config)
-    # The store key names the very weights the loaded encoder reports, without loading them.
-    assert versions["encoder"] == "clip"
-    assert versions["encoder_version"] == load_text_encoder("clip", config).version
-    assert versions["encoder_version"] != pipeline.model_versions(
-        pipeline.normalise({"prompt": "a man"}, config), config)["encoder_version"]
+    used = used_components(pipeline.components(pipeline.choose_tier(None, params, config), params, config), config)
+    # The CLIP tier ranks with CLIP and reads the appearance with MiniLM: both are in its key.
+    assert (used["encoder"]["name"], used["word_encoder"]["name"]) == ("clip", "minilm")
 
 
-def test_model_versions_name_every_part(pipeline, config):
-    versions = pipeline.model_versions(pipeline.normalise({"prompt": "a man"}, config), config)
-    assert {"text_avatar", "encoder", "encoder_version", "shape", "appearance", "styles", "anny",
-            "anny_adapter", "painter_attributes"} <= set(versions)
-    assert set(PAINTERS) == {"attributes"}
+def test_each_tier_names_every_part_and_its_painter(pipeline, config):
+    for tier in pipeline.tiers():
+        assert {"pipeline", "encoder", "shape_estimator", "appearance_reader", "body_model",
+                "painter"} <= set(tier.components)
+        assert tier.components["painter"].name in PAINTERS
 
 
 def test_run_dresses_the_estimated_body(pipeline, config, anny_model):
@@ -122,7 +119,7 @@ def test_prompt_about_nothing_gives_the_neutral_body_with_low_confidence(pipelin
     text = avatar.params["text"]
     assert text["appearance"]["garments"] == [] and text["style"] is None
     assert avatar.materials[0].settings["style"] == "realistic"
-    # The body comes from text/shape.py's estimate: off-topic prompts must keep the neutral body.
+    # The body comes from text/shape's estimate: off-topic prompts must keep the neutral body.
     assert text["confidence"] < 0.2 and text["neutral_body"] is True, text["shape"].get("attributes")
     assert avatar.params["phenotypes"] == pytest.approx(default_phenotypes(), abs=1e-3)
 

@@ -15,7 +15,7 @@ from avatarforge.backend.config import BackendConfig
 from avatarforge.backend.motion.checks import run_check
 from avatarforge.backend.motion.keyposes import authored_keyposes, grounded_trans, keypose
 from avatarforge.backend.motion.locomotion import GAIT_NAMES, locomotion
-from avatarforge.backend.motion.skeleton import J, forward_kinematics
+from avatarforge.backend.motion.skeleton import J, forward_kinematics, height_above_soles
 from avatarforge.backend.motion.synthesis import KeyTarget, joint_limits, synthesise
 from avatarforge.backend.pipelines import JobContext, load_pipelines
 from avatarforge.backend.text.motion_prompt import split_phrases
@@ -55,7 +55,7 @@ def test_key_poses_mean_what_they_say():
 
 def test_every_action_uses_known_poses_and_gaits():
     from avatarforge.backend.motion.locomotion import GAITS
-    from avatarforge.backend.text.motion_prompt import ACTIONS
+    from avatarforge.backend.motion.vocabulary import ACTIONS, action_by_name, mirrored_name
 
     names = {kp.name for kp in authored_keyposes()}
     for action in ACTIONS:
@@ -64,6 +64,13 @@ def test_every_action_uses_known_poses_and_gaits():
             assert action.gait in GAITS, action.name
         else:
             assert action.keys and set(action.keys) <= names, action.name
+        if action.side is not None:                    # sided actions come in mirrored pairs
+            mirror = action_by_name(mirrored_name(action.name))
+            assert mirror.side != action.side and mirror.turn == -action.turn
+            assert all(keypose(k).side in (None, action.side) for k in action.keys), action.name
+    for kp in authored_keyposes():
+        if kp.side is not None:
+            assert keypose(kp.mirror).side != kp.side and keypose(kp.mirror).mirror == kp.name
 
 
 # -- the optimiser (M2) -----------------------------------------------------------------------
@@ -119,7 +126,8 @@ def test_locomotion_plants_feet_without_sliding(gait):
         still = clip.contacts[1:, k] & clip.contacts[:-1, k]
         speed = np.linalg.norm(np.diff(ankle, axis=0), axis=-1) * 30
         assert still.any() and speed[still].max() < 1e-3, (gait, side)
-        assert np.abs(ankle[clip.contacts[:, k], 2] - 0.068).max() < 1e-3   # planted on the floor
+        planted = ankle[clip.contacts[:, k], 2]
+        assert np.abs(planted - height_above_soles(f"{side}_ankle")).max() < 1e-3   # the sole on the floor
     travel = -(clip.trans[-1, 1] - clip.trans[0, 1])
     assert np.sign(travel) == np.sign(clip.speed) and abs(travel) == pytest.approx(abs(clip.speed) * 2.0, rel=0.02)
 
@@ -292,7 +300,7 @@ def test_clip_tier_ranks_rendered_key_poses(pipeline, tiny_clip_dir):
     image = render_pose(keypose("wave_right_a").rotations)
     assert image.shape == (224, 224, 3) and image.dtype == np.uint8 and image.min() < 200
     config = BackendConfig(motion_library=None, clip_dir=tiny_clip_dir)
-    assert pipeline.tiers(config)["clip"]["available"]
+    assert pipeline.tier("clip").available(config).available
     motion = generate(pipeline, config, prompt="raises both arms", seconds=1.0, fps=10, encoder="clip")
     assert motion.provenance["encoder"] == "clip" and motion.frames == 11
     missing = BackendConfig(motion_library=None, clip_dir=tiny_clip_dir / "nowhere")
@@ -374,12 +382,99 @@ def test_jumps_three_times_gives_three_jumps_and_caps_absurd_counts(pipeline):
 
 
 def test_store_key_names_the_encoder_weights(tiny_clip_dir):
-    """Results made with other weights (another CLIP checkpoint) must never come back from the store."""
-    from avatarforge.backend.models.text_encoder import load_text_encoder
+    """Results made with other weights (another CLIP checkpoint) must never come back from the
+    store: the encoder's identity is in the key (test_components.py changes the weights)."""
+    from avatarforge.backend.core.components import used_components
 
     pipeline = load_pipelines()["text_motion"]
     config = BackendConfig(models_dir=None, clip_dir=tiny_clip_dir)
+    identities = set()
     for encoder in ("minilm", "clip"):
         params = pipeline.normalise({"prompt": "jumps", "encoder": encoder}, config)
-        versions = pipeline.model_versions(params, config)
-        assert versions["encoder_version"] == load_text_encoder(encoder, config).version
+        used = used_components(pipeline.components(pipeline.tier(encoder), params, config), config)
+        assert used["encoder"]["name"] == encoder
+        identities.add(used["encoder"]["identity"])
+    assert len(identities) == 2
+
+
+# -- sides ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("phrase, limb, direction", [
+    ("lifts her right leg", "right", None), ("raises the left leg", "left", None),
+    ("the right leg lunges forward", "right", None), ("kicks a ball using the right foot", "right", None),
+    ("stands on the right leg", "left", None), ("balancing on her left foot", "right", None),
+    ("standing on his left leg only", "right", None), ("stands on the right foot", "left", None),
+    ("stands on his left leg and raises the right knee", "right", None),
+    ("waves with the left hand", "left", None), ("waves using her right hand", "right", None),
+    ("her left hand waves goodbye", "left", None), ("waves left-handed", "left", None),
+    ("punches with the left", "left", None), ("raises his right arm", "right", None),
+    ("the arm on the right side goes up", "right", None), ("raises both arms", "both", None),
+    ("turns left", None, "left"), ("turns to his right", None, "right"), ("a left turn", None, "left"),
+    ("spins clockwise", None, "right"), ("turns around to the right", None, "right"),
+    ("jumps", None, None), ("right away he jumps", None, None), ("left the room", None, None),
+])
+def test_sides_are_read_from_the_words(phrase, limb, direction):
+    from avatarforge.backend.core.phrases import Clause
+    from avatarforge.backend.text.motion_prompt import read_sides
+
+    clause = Clause(phrase, phrase, sides=read_sides(phrase))
+    assert (clause.limb_side(), clause.direction()) == (limb, direction)
+
+
+@pytest.mark.parametrize("prompt, side", [
+    ("waves with the left hand", "left"), ("waves hello using her right hand", "right"),
+    ("his left hand waves", "left"), ("waves right-handed", "right"),
+    ("punches with the left fist", "left"), ("throws a jab with his right hand", "right"),
+    ("kicks with the left foot", "left"), ("kicks using his right leg", "right"),
+    ("lifts her right leg", "right"), ("raises the left knee", "left"),
+    ("stands on the right leg", "left"), ("balancing on her left foot", "right"),
+    ("turns left", "left"), ("turns to her right", "right"),
+])
+def test_mirrored_choices_follow_the_named_side(prompt, side):
+    """Of an action or pose and its mirror image the one on the named side is chosen,
+    whatever the encoder would rank (the acting limb; the other of a supporting one)."""
+    from avatarforge.backend.models.encoders import load_text_encoder
+    from avatarforge.backend.motion.from_text import motion_vocabulary
+    from avatarforge.backend.motion.vocabulary import understand
+    from avatarforge.backend.text.motion_prompt import read_motion_prompt
+    from avatarforge.backend.text.prompt import NEUTRAL_PROMPT
+
+    encoder = load_text_encoder("minilm")
+    vocab = motion_vocabulary(encoder, NEUTRAL_PROMPT)
+    (segment,) = understand(read_motion_prompt(prompt, encoder), vocab)
+    assert segment.side == side, (prompt, segment.choice.name)
+    assert all(vocab.side_of(c.name) in (None, side) for c in segment.ranked), segment.ranked
+
+
+def test_lifting_the_right_leg_lifts_the_right_leg(pipeline):
+    """The issue: "lifts her right leg" raised the left knee."""
+    joints = generate(pipeline, prompt="lifts her right leg", seconds=3.0, fps=20).joints
+    assert run_check({"kind": "height_above", "joint": "right_ankle", "min": 0.3, "fraction": 0.3}, joints)[0]
+    assert run_check({"kind": "height_above", "joint": "left_ankle", "min": 0.15, "max_fraction": 0.0}, joints)[0]
+
+
+def test_standing_on_the_right_leg_lifts_the_left(pipeline):
+    """The issue: "stands on the right leg" lifted the right foot; it stands on it."""
+    joints = generate(pipeline, prompt="stands on the right leg", seconds=3.0, fps=20).joints
+    assert run_check({"kind": "height_above", "joint": "left_ankle", "min": 0.3, "fraction": 0.3}, joints)[0]
+    assert run_check({"kind": "height_above", "joint": "right_ankle", "min": 0.15, "max_fraction": 0.0}, joints)[0]
+
+
+@pytest.mark.parametrize("prompt, low, high", [
+    ("turns to his right", -120, -60), ("turns left", 60, 120), ("turns around to the right", -200, -160),
+    ("spins clockwise", -400, -320),
+])
+def test_turns_go_the_way_named(pipeline, prompt, low, high):
+    joints = generate(pipeline, prompt=prompt, seconds=2.0, fps=15).joints
+    ok, turned = run_check({"kind": "turn", "min": low, "max": high}, joints)
+    assert ok, (prompt, turned)
+
+
+def test_turn_check_measures_signed_heading_change():
+    from avatarforge.backend.motion.checks import turned_degrees
+    from avatarforge.backend.motion.keyposes import with_heading
+
+    stand = keypose("stand").rotations
+    yaw = np.radians(np.linspace(0.0, -270.0, 40))             # three quarters of a turn to the right
+    rot = np.stack([with_heading(stand, y) for y in yaw])
+    joints = forward_kinematics(rot, np.repeat(grounded_trans(stand)[None], len(yaw), 0))
+    assert turned_degrees(joints) == pytest.approx(-270.0, abs=0.5)

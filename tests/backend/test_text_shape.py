@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from avatarforge.backend.cli import main
@@ -18,7 +19,7 @@ DEFAULT = default_phenotypes()
 
 @pytest.fixture(scope="module")
 def encoder():
-    from avatarforge.backend.models.text_encoder import load_text_encoder
+    from avatarforge.backend.models.encoders import load_text_encoder
 
     return load_text_encoder("minilm")
 
@@ -78,8 +79,11 @@ def test_prompt_chunks_stay_inside_clauses():
 
 
 def test_words_never_listed_work_through_the_embeddings(encoder):
-    old = shape.estimate_shape("a woman in her eighties", encoder)
+    listed = {w for s in shape.build_codebook().sentences for w in s.lower().split()}
+    assert not {"wrinkly", "granny"} & listed
+    old = shape.estimate_shape("a wrinkly granny", encoder)
     assert old.phenotypes["age"] > 0.85 and old.phenotypes["gender"] > 0.7
+    assert old.details["attributes"]["age"]["chunk"] in ("wrinkly", "granny", "wrinkly granny")   # the words' own chunks
 
 
 def test_nothing_about_the_body_keeps_the_neutral_body_with_low_confidence(encoder):
@@ -194,3 +198,95 @@ def test_lexicon_glosses_and_things(tmp_path):
     assert lexicon.names_a_thing(["short", "story"]) and not lexicon.names_a_thing(["short"])
     assert shape.gloss_phrases("tall and thin and having long slender limbs") == \
         ["tall", "thin", "having long slender limbs"]
+
+
+# -- world knowledge of roles (text/shape/roles.py) and adjectives read as their opposites ---
+
+def test_roles_in_the_curated_table_give_their_build(encoder):
+    jockey = shape.estimate_shape("a jockey", encoder)
+    assert moved(jockey, "height") < -0.1 and moved(jockey, "weight") < -0.1, jockey.details["attributes"]
+    assert any("jockey.n.01" in r for r in jockey.details["roles"])
+    putter = shape.estimate_shape("a shot-putter", encoder)
+    assert moved(putter, "weight") > 0.1 and moved(putter, "muscle") > 0.1
+    assert shape.estimate_shape("a nun", encoder).phenotypes["gender"] > 0.7
+    model = shape.estimate_shape("a supermodel", encoder)
+    assert model.phenotypes["gender"] > 0.7 and moved(model, "height") > 0.1 and moved(model, "weight") < -0.1
+
+
+@pytest.mark.parametrize("role, reached", [("quarterback", "football_player.n.01"), ("hurdler", "athlete.n.01"),
+                                           ("stevedore", "laborer.n.01")])
+def test_roles_never_listed_are_read_through_their_hypernyms(encoder, role, reached):
+    from avatarforge.backend.text.lexicon import load_lexicon
+    from avatarforge.backend.text.shape.roles import ROLE_BUILDS
+
+    sense = load_lexicon(shape.shape_cache_dir()).person_kinds(role)[0]
+    assert sense not in ROLE_BUILDS and not any(role in k for k in ROLE_BUILDS)
+    est = shape.estimate_shape(f"a {role}", encoder)
+    assert moved(est, "muscle") > 0.1 and any(reached in r for r in est.details["roles"]), est.details["roles"]
+
+
+def test_role_levels_walk_the_hypernyms_to_the_nearest_curated_class():
+    from avatarforge.backend.text.lexicon import Lexicon
+    from avatarforge.backend.text.shape.roles import role_levels
+
+    lexicon = Lexicon({}, {"abbess": [["a woman who heads a convent", []]], "chairman": [["the presiding officer", []]]},
+                      set(), kinds={"pole_vaulter": ["vaulter.n.01", "athlete.n.01", "person.n.01"],
+                                    "abbess": ["abbess.n.01", "superior.n.01", "person.n.01"],
+                                    "chairman": ["chairman.n.01", "presiding_officer.n.01", "person.n.01"],
+                                    "doctor": ["doctor.n.01", "person.n.01"]}, sexes={"chairman": "male"})
+    assert role_levels("pole vaulter", lexicon) == ("vaulter.n.01", {"muscle": "muscular"}, "athlete.n.01")
+    assert role_levels("abbess", lexicon)[1] == {"gender": "female"}          # from its gloss
+    assert role_levels("chairman", lexicon)[1] == {"gender": "male"}          # from its form
+    assert role_levels("doctor", lexicon)[1] == {} and role_levels("car", lexicon) is None
+
+
+def test_what_the_prompt_says_beats_what_its_role_implies(encoder):
+    tall = shape.estimate_shape("a tall jockey", encoder)
+    assert moved(tall, "height") > 0.1 and moved(tall, "weight") < -0.1
+
+
+@pytest.mark.parametrize("prompt", ["a pitcher of water", "a model airplane on a shelf", "a runner bean salad"])
+def test_role_words_about_things_keep_the_neutral_body(encoder, prompt):
+    est = shape.estimate_shape(prompt, encoder)
+    assert est.phenotypes == {k: float(v) for k, v in DEFAULT.items()} and est.confidence < 0.3, est.details["roles"]
+
+
+def test_adjectives_are_not_read_as_their_opposites(encoder):
+    scrawny = shape.estimate_shape("a scrawny man", encoder)
+    assert moved(scrawny, "weight") < -0.1 and moved(scrawny, "muscle") < 0.05, scrawny.details["attributes"]
+    brawny = shape.estimate_shape("a brawny man", encoder)
+    assert moved(brawny, "muscle") > 0.1 and moved(brawny, "weight") > -0.05
+
+
+def test_the_codebook_and_the_appearance_vocabulary_are_listed_for_the_hold_out_checker():
+    from avatarforge.backend.text.appearance import vocabulary_texts
+
+    sentences = shape.build_codebook().sentences
+    assert isinstance(sentences, list) and all(isinstance(t, str) for t in sentences) and "a tall person" in sentences
+    texts = vocabulary_texts()
+    assert {"jeans", "red", "striped", "long hair", "pale skin"} <= set(texts)
+
+
+def test_caches_are_keyed_by_what_made_them(tmp_path, monkeypatch):
+    from avatarforge.backend.core.sources import source_digest
+    from avatarforge.backend.models.text_encoder import MiniLMEncoder
+    from avatarforge.backend.text.shape.cache import cached_arrays, code_identity, encoder_identity
+
+    class Encoder:
+        name = "fake"
+
+        def __init__(self, version):
+            self.version = version
+
+    assert encoder_identity(Encoder("a")) != encoder_identity(Encoder("b"))
+    assert code_identity(MiniLMEncoder) == source_digest(["backend.models.text_encoder"])
+    monkeypatch.setenv("AVATARFORGE_TEXT_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    for _ in range(2):
+        assert cached_arrays("t", "k", compute)["x"].tolist() == [0, 1, 2]
+    assert calls == [1] and [p.name for p in tmp_path.iterdir()] == ["t-k.npz"]     # no temporary left behind

@@ -6,7 +6,10 @@
 The add-on is built with build_addon.py for this Python's Blender line and
 installed from that zip into a throw-away user folder (BLENDER_USER_RESOURCES,
 set before bpy is imported), the way a user installs it. The backend is a real
-`avatarforge serve` subprocess from the backend environment (.venv).
+`avatarforge serve` subprocess from the backend environment (.venv); it inherits
+the session's cache folders (tests/conftest.py: Anny's cache, built before the
+first test, the text cache, the result store) and the add-on's wheels come from
+that folder too, never from ~/.cache.
 """
 from __future__ import annotations
 
@@ -45,6 +48,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_USER_DIR, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _anny_cache_first(anny_cache: str) -> str:
+    """Anny's cache is built (through .venv) before the first backend starts: a
+    backend that had to build it would spend a minute inside one test."""
+    return anny_cache
+
+
 @pytest.fixture(scope="session")
 def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The extension zip for this Python's Blender line, built like a release."""
@@ -52,8 +62,8 @@ def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import build_addon
 
     line = build_addon.line_for_python(sys.version_info[:2])
-    return build_addon.build_line(line, tmp_path_factory.mktemp("dist"), build_addon.DEFAULT_CACHE,
-                                  validate=True)
+    wheels = Path(os.environ["AVATARFORGE_WHEEL_CACHE"])   # this run's folder (tests/conftest.py)
+    return build_addon.build_line(line, tmp_path_factory.mktemp("dist"), wheels, validate=True)
 
 
 @pytest.fixture(scope="session")

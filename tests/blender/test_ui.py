@@ -120,7 +120,7 @@ def test_preferences_show_backend_status(addon: Any, backend: Any) -> None:
         log = draw_prefs()
         shown = texts(log)
         assert "Backend avatarforge-backend" in shown and "devices: cpu" in shown
-        assert "body v1: anny" in shown
+        assert "body: anny" in shown
         assert "smpl (unavailable:" in shown          # no licensed SMPL files on the test machine
         assert ("operator", "avatarforge.disconnect") in log
         assert "Connected: avatarforge-backend" in texts(draw(addon.panels.AVATARFORGE_PT_main.draw))

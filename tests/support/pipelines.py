@@ -4,11 +4,13 @@ subprocess through `--pipeline tests.support.pipelines:StepPipeline`."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avatarforge.backend.config import BackendConfig
+from avatarforge.backend.core.components import Availability, Component, Tier
 from avatarforge.backend.pipelines import JobContext, Pipeline
 from avatarforge.protocol import ErrorCode, Material, ProtocolError, RiggedAvatar, Skeleton
 
@@ -34,13 +36,19 @@ def tetra_avatar(scale: float = 1.0, extra_vertices: int = 0) -> RiggedAvatar:
         materials=[Material("skin", "base_color", PNG_1PX)], body_model="test", params={}, provenance={})
 
 
+# A plugin's code is outside the backend: its own file counts as its data. Not
+# registered: its module is no component's entry.
+STEPS_JOB = Component("pipeline", "steps", (), data=lambda: [Path(__file__)])
+NO_GPU = Component("device", "gpu", (), availability=lambda config: Availability(False, "test tier without a GPU"))
+TIERS = (Tier("cpu", {"pipeline": STEPS_JOB}), Tier("gpu", {"pipeline": STEPS_JOB, "device": NO_GPU}))
+
+
 class StepPipeline(Pipeline):
     name = "steps"
-    version = "1"
     PARAMS = {"steps": (1, 10_000), "step_s": (0.0, 2.0), "scale": (0.001, 100.0), "extra_vertices": (0, 10_000_000)}
 
-    def tiers(self, config: BackendConfig) -> dict[str, dict[str, Any]]:
-        return {"cpu": {"available": True}, "gpu": {"available": False, "reason": "test tier without a GPU"}}
+    def tiers(self) -> tuple[Tier, ...]:
+        return TIERS
 
     def normalise(self, params: dict[str, Any], config: BackendConfig) -> dict[str, Any]:
         out = {"steps": 5, "step_s": 0.01, "scale": 1.0, "extra_vertices": 0, "fail": "", "seed": 0}

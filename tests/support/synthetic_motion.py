@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 from avatarforge.backend.core.axes import Y_UP_TO_Z_UP, z_up_to_y_up
-from avatarforge.backend.motion import rotations as R
+from avatarforge.backend.core import rotations as R
 from avatarforge.backend.motion.skeleton import J, reference_rest_positions, rest_trans
 
 # CMU's 31 joints: (name, parent name, SMPL joint it stands for or None, where an

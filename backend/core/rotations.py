@@ -2,8 +2,8 @@
 matrix, Euler, slerp), as numpy-in / numpy-out wrappers around roma.
 
 Quaternion convention: **(w, x, y, z)** everywhere in AvatarForge (the wire,
-Blender's `rotation_quaternion`, RetargetedTracks). roma uses **(x, y, z, w)**;
-the conversion happens here and nowhere else. Functions take arrays of any
+Blender's `rotation_quaternion`, RetargetedTracks). roma, scipy and glTF use
+**(x, y, z, w)**; the conversion happens here and nowhere else (wxyz_to_xyzw). Functions take arrays of any
 leading shape (..., 3) / (..., 4) / (..., 3, 3) and compute in float64 (the
 result has the input's float dtype, float64 for integer input).
 
