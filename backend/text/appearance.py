@@ -435,9 +435,11 @@ def _hair_length_behind_colour(words: list[str], chosen: list[_Match], encoder: 
 
 
 def _apply_style(appearance: Appearance, style: StyleChoice, per_chunk: list[list[_Match]]) -> None:
-    # A phrase that is nearer a garment or colour than a style ("suit") is not a style word.
-    style_words = {m.text for ms in per_chunk for m in ms if m.category == "style"}
-    if style.explicit and style.phrase in style_words:
+    # A phrase that is nearer a garment or colour than a style ("suit") is not a style word. The
+    # words kept for the style may be a longer phrase than the one that scored best ("metallic
+    # robot" around "robot", equal scores), so the style's name is what must agree.
+    style_names = {m.label for ms in per_chunk for m in ms if m.category == "style"}
+    if style.explicit and style.name in style_names:
         appearance.style = style.name
         appearance.scores["style"] = style.score
 

@@ -46,7 +46,8 @@ _COUNTED = re.compile(r"\b(" + COUNT_WORD + r")\s+(?!(?:hands|arms|feet|legs|kne
 # -- sides ---------------------------------------------------------------------------------------
 _SIDE = r"(left|right)"
 _OWNER = r"(?:(?:the|his|her|their|its|one's|my|your|[a-z]+'s)\s+)?"
-_LIMB = r"(arms?|hands?|fists?|palms?|elbows?|shoulders?|wrists?|legs?|feet|foot|knees?|thighs?|hips?|heels?|toes?|ankles?)"
+_LIMB = (r"(arms?|hands?|fists?|palms?|elbows?|shoulders?|wrists?|legs?|feet|foot|knees?|thighs?|hips?|heels?|toes?|"
+         r"ankles?)")
 _SUPPORT_LIMB = r"(legs?|foot|feet|heels?|toes?)"
 # The body's turning, leaning, stepping and looking verbs, before a bare side ("turns left").
 _HEADING_VERB = (r"(?:turn|rotat|spin|pivot|lean|tilt|look|glanc|step|twist|veer|sway|head|bend|swivel|shift)"
@@ -72,6 +73,9 @@ _SIDE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("acting", re.compile(r"\b(both)\s+" + _LIMB + r"\b")),
 )
 _SIDE_WORDS = ("left", "right", BOTH)
+# A piece that only names a side or a limb ("his left", "using the right hand", "both arms"): no action of its own.
+_ONLY_A_SIDE = re.compile(r"^(?:(?:with|using|by)\s+)?" + _OWNER + r"(?:(left|right|both)(?:[\s-]+" + _LIMB + r")?|"
+                          + _LIMB + r")$")
 # Seen from above, turning to one's left is counter-clockwise.
 _ROTATION_SENSE = re.compile(r"\b(counter[\s-]?clockwise|anti[\s-]?clockwise|clockwise)\b")
 
@@ -102,7 +106,9 @@ def extract_count(phrase: str) -> tuple[str, int | None]:
 
 
 def split_phrases(prompt: str) -> list[str]:
-    """The prompt cut at sequencing words, in order, without empty pieces."""
+    """The prompt cut at sequencing words, in order, without empty pieces; a piece
+    that only says which side or limb ("using her left hand, she waves") stays
+    with the action after it (before it, when it comes last)."""
     pieces = []
     for piece in _SPLIT.split(prompt):
         piece = piece.strip(" .!?")
@@ -113,7 +119,15 @@ def split_phrases(prompt: str) -> list[str]:
             piece = stripped
         if piece:
             pieces.append(piece)
-    return pieces or [prompt.strip()]
+    merged: list[str] = []
+    for i, piece in enumerate(pieces):
+        if i > 0 and _ONLY_A_SIDE.match(merged[-1].lower()) and not _ONLY_A_SIDE.match(piece.lower()):
+            merged[-1] = f"{merged[-1]}, {piece}"
+        elif merged and _ONLY_A_SIDE.match(piece.lower()) and i == len(pieces) - 1:
+            merged[-1] = f"{merged[-1]}, {piece}"
+        else:
+            merged.append(piece)
+    return merged or [prompt.strip()]
 
 
 def read_sides(text: str) -> tuple[SideMention, ...]:
@@ -138,11 +152,12 @@ def read_sides(text: str) -> tuple[SideMention, ...]:
 
 
 def together_halves(phrase: str) -> list[tuple[str, str]]:
-    """Every way of cutting `phrase` in two at a connective or before a participle."""
+    """Every way of cutting `phrase` in two at a connective or before a participle,
+    but not before words that only say which side or limb ("waves with | his left")."""
     out = []
     for m in _TOGETHER.finditer(phrase):
         a, b = phrase[:m.start()].strip(" ,"), phrase[m.end():].strip(" ,")
-        if a and b:
+        if a and b and not any(_ONLY_A_SIDE.match(h.lower()) for h in (a, b)):
             out.append((a, b))
     return out
 

@@ -144,6 +144,7 @@ def test_locomotion_speed_scales():
     ("walks forward; after that he sits down", ["walks forward", "sits down"]),
     ("first claps, then bows", ["claps", "bows"]),
     ("runs", ["runs"]),
+    ("using her left hand, she waves", ["using her left hand, waves"]),      # a side alone is no action
 ])
 def test_split_phrases(prompt, phrases):
     assert split_phrases(prompt) == phrases
@@ -428,6 +429,7 @@ def test_sides_are_read_from_the_words(phrase, limb, direction):
     ("lifts her right leg", "right"), ("raises the left knee", "left"),
     ("stands on the right leg", "left"), ("balancing on her left foot", "right"),
     ("turns left", "left"), ("turns to her right", "right"),
+    ("waves at a friend with his left", "left"), ("using her left hand, she waves", "left"),
 ])
 def test_mirrored_choices_follow_the_named_side(prompt, side):
     """Of an action or pose and its mirror image the one on the named side is chosen,

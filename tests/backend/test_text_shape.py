@@ -290,3 +290,22 @@ def test_caches_are_keyed_by_what_made_them(tmp_path, monkeypatch):
     for _ in range(2):
         assert cached_arrays("t", "k", compute)["x"].tolist() == [0, 1, 2]
     assert calls == [1] and [p.name for p in tmp_path.iterdir()] == ["t-k.npz"]     # no temporary left behind
+
+
+def test_clusters_several_level_adjectives_share_say_their_level():
+    from avatarforge.backend.text.lexicon import Lexicon
+    from avatarforge.backend.text.shape.adjectives import cluster_levels
+
+    lexicon = Lexicon({}, {}, set(), clusters={"svelte": ["graceful.a.01"], "willowy": ["graceful.a.01"],
+                                               "fit": ["fit.a.01"], "giant": ["large.a.01"],
+                                               "enormous": ["large.a.01"], "tiny": ["small.a.01"],
+                                               "slim": ["small.a.01"]})
+    assert cluster_levels(lexicon) == {"graceful.a.01": {"weight": "thin"},             # two thin words
+                                       "large.a.01": {"height": "very tall", "weight": "obese"},
+                                       "small.a.01": {"height": "very short", "weight": "thin"}}
+
+
+def test_unplaced_adjectives_are_read_through_their_wordnet_cluster(encoder):
+    est = shape.estimate_shape("a lissome woman", encoder)
+    assert est.phenotypes["gender"] > 0.7 and moved(est, "weight") < -0.1, est.details["attributes"]["weight"]
+    assert est.details["adjectives"] and est.details["adjectives"][0].startswith("lissome:")

@@ -69,6 +69,11 @@ def chunk_relations(chunks: list[Chunk], lexicon: Lexicon) -> ChunkRelations:
     return ChunkRelations(inside, head, thing, word_of)
 
 
+def unplaced_words(scores: np.ndarray, misread: np.ndarray) -> np.ndarray:
+    """(C,) bool: chunks the encoder matches to no entry well (WORD_KNOWN), or misreads."""
+    return (scores.max(axis=1) < WORD_KNOWN) | misread
+
+
 def misread_words(chunks: list[Chunk], scores: np.ndarray, index: TextIndex, lexicon: Lexicon) -> np.ndarray:
     """(C,) bool: one-word chunks the encoder places (WORD_KNOWN) near an entry for another sense by
     their spelling ("scrawny" next to "a brawny person"): WordNet files the word and the entry's
@@ -107,18 +112,18 @@ def vetoed_chunks(scores: np.ndarray, relations: ChunkRelations, index: TextInde
     return (relations.inside & (((nothing | relations.thing)[None, :] & ~relations.head) | outscored)).any(axis=1)
 
 
-def chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: TextIndex, lexicon: Lexicon,
-                   relations: ChunkRelations) -> list[np.ndarray]:
+def chunk_evidence(scores: np.ndarray, chunks: list[Chunk], index: TextIndex, relations: ChunkRelations,
+                   misread: np.ndarray) -> list[np.ndarray]:
     """Per attribute, (C, L) evidence of each chunk for each level (-inf where it says nothing).
     A word's glosses count only when the encoder does not know the word (its own chunk matches no
-    entry well: "lanky", "stocky") or misreads it ("scrawny" as "brawny"): a word it places ("short",
+    entry well: "lanky", "stocky") or misreads it (`misread`: "scrawny" as "brawny"); chunks holding
+    a misread word say nothing. A word it places ("short",
     "old", "little" in "a little girl") means what the encoder reads, not any of its dictionary
     senses ("short: primarily temporal sense", "little: small")."""
     best_any = scores.max(axis=1)
     confident = best_any >= SUPERSEDE_SCORE
     nothing = index.codebook.background[scores.argmax(axis=1)]     # its best entry is a background one
     is_gloss = relations.word_of >= 0     # vague senses ("very: precisely as stated") match no body well
-    misread = misread_words(chunks, scores, index, lexicon)
     unread = containing_misread(chunks, misread)      # neither speaks nor vetoes: its words' glosses do
     out = []
     for i, attr in enumerate(ATTRIBUTES):

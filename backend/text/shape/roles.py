@@ -71,9 +71,10 @@ GLOSS_OPENING = 5          # words of a gloss read for a sex
 
 
 @dataclass(frozen=True)
-class RoleReading:
-    chunk: Chunk                # the prompt's words that name the role
-    kind: str                   # the WordNet sense the role was read as
+class WordReading:
+    """What WordNet knowledge reads from some words of the prompt (a role, an adjective)."""
+    chunk: Chunk                # the prompt's words
+    kind: str                   # the WordNet sense they were read as
     levels: dict[str, str]      # attribute -> level name
     via: str                    # the class (or clue) each level came from, for details
 
@@ -114,7 +115,7 @@ def _sex(words: str, kinds: tuple[str, ...], lexicon: Lexicon) -> str | None:
     return lexicon.sex_in_form(words)
 
 
-def read_roles(chunks: list[Chunk], lexicon: Lexicon, vetoed: list[bool]) -> list[RoleReading]:
+def read_roles(chunks: list[Chunk], lexicon: Lexicon, vetoed: list[bool]) -> list[WordReading]:
     """The roles the prompt names (the longest chunk wins where roles overlap: "shot putter" over
     "putter"), skipping chunks a longer chunk about something else vetoes ("a model airplane")."""
     found = []
@@ -124,5 +125,5 @@ def read_roles(chunks: list[Chunk], lexicon: Lexicon, vetoed: list[bool]) -> lis
             continue
         read = role_levels(c.text, lexicon)
         if read is not None and read[1]:
-            found.append(RoleReading(c, *read))
+            found.append(WordReading(c, *read))
     return found

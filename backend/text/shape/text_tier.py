@@ -1,7 +1,8 @@
 """The text tier (MiniLM, or any encoder other than CLIP): the prompt's chunks, and the glosses
 of its words, scored against the codebook's sentences (AvatarCLIP's differential similarity:
 cos(e(x) - e(neutral), e(entry) - e(neutral))) in one batched encoder call; then per attribute
-the level its evidence says, ages in numbers, and what the roles it names imply."""
+the level its evidence says, ages in numbers, and what WordNet knows of the adjectives the
+encoder does not place and of the roles the prompt names."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from .ages import numeric_age
 from .attributes import ATTR, ATTRIBUTES, valid_change
 from .cache import shape_cache_dir
 from .chunks import Chunk, prompt_chunks
-from .evidence import AttributeChoice, chunk_evidence, chunk_relations, choose_level, confidence, said_choice, \
-    vetoed_chunks
+from .adjectives import read_adjectives
+from .evidence import AttributeChoice, chunk_evidence, chunk_relations, choose_level, confidence, misread_words, \
+    said_choice, unplaced_words, vetoed_chunks
 from .glosses import gloss_chunks
 from .index import TextIndex, text_index
-from .roles import RoleReading, read_roles
+from .roles import WordReading, read_roles
 
 
 @dataclass
@@ -37,20 +39,26 @@ def rank_text(prompt: str, encoder: TextEncoder) -> TextReading:
     lexicon = load_lexicon(shape_cache_dir())
     chunks, scores = prompt_scores(encoder, prompt, index, lexicon)
     if not chunks:
-        return TextReading(default_phenotypes(), {}, 0.0, {"attributes": {}, "roles": [], "chunks": []})
+        return TextReading(default_phenotypes(), {}, 0.0, {"attributes": {}, "adjectives": [], "roles": [], "chunks": []})
     relations = chunk_relations(chunks, lexicon)
-    evidence = chunk_evidence(scores, chunks, index, lexicon, relations)
+    misread = misread_words(chunks, scores, index, lexicon)
+    evidence = chunk_evidence(scores, chunks, index, relations, misread)
     choices = {attr.name: choose_level(attr, evidence[i], chunks) for i, attr in enumerate(ATTRIBUTES)}
     said_age = numeric_age(prompt)
     if said_age is not None:
         attr = ATTRIBUTES[ATTR["age"]]
         level = int(np.argmin(np.abs(np.asarray(attr.values) - said_age.value)))
         choices["age"] = said_choice(attr, level, said_age.value, said_age.text, f"{said_age.years:g} years")
-    roles = read_roles(chunks, lexicon, list(vetoed_chunks(scores, relations, index)))
-    _apply_roles(choices, roles)
+    # What WordNet knows, for what the encoder left at the defaults: the prompt's own unplaced
+    # adjectives first, then what its roles imply.
+    vetoed = vetoed_chunks(scores, relations, index)
+    adjectives = read_adjectives(chunks, unplaced_words(scores, misread), vetoed, lexicon)
+    roles = read_roles(chunks, lexicon, list(vetoed))
+    _apply_readings(choices, adjectives + roles)
     phenotypes = _phenotypes(choices)
     local_changes = _local_changes(choices, phenotypes)
-    details = {"attributes": _attribute_details(choices), "roles": [r.text for r in roles],
+    details = {"attributes": _attribute_details(choices), "adjectives": [r.text for r in adjectives],
+               "roles": [r.text for r in roles],
                "chunks": [{"text": c.text, "best": index.codebook.sentences[int(np.argmax(s))],
                            "score": round(float(s.max()), 4)} for c, s in zip(chunks, scores)]}
     excess = [c.evidence - ATTRIBUTES[ATTR[name]].margin for name, c in choices.items() if _changed(name, c)]
@@ -71,14 +79,14 @@ def prompt_scores(encoder: TextEncoder, prompt: str, index: TextIndex,
     return chunks, (emb @ index.rows.T)[[row[c.said] for c in chunks]]
 
 
-def _apply_roles(choices: dict[str, AttributeChoice], roles: list[RoleReading]) -> None:
-    """What the named roles imply, for the attributes the prompt's own words leave at their defaults."""
-    for role in roles:
-        for name, level_name in role.levels.items():
+def _apply_readings(choices: dict[str, AttributeChoice], readings: list[WordReading]) -> None:
+    """The readings' levels, in order, for the attributes nothing before them moved."""
+    for reading in readings:
+        for name, level_name in reading.levels.items():
             attr = ATTRIBUTES[ATTR[name]]
             if not choices[name].moved:
                 level = attr.level_names.index(level_name)
-                choices[name] = said_choice(attr, level, attr.values[level], role.text, level_name)
+                choices[name] = said_choice(attr, level, attr.values[level], reading.text, level_name)
 
 
 def _phenotypes(choices: dict[str, AttributeChoice]) -> dict[str, float]:
