@@ -137,9 +137,6 @@ class AnnyBodyModel(BodyModel):
         """The underlying `anny.Anny` module (for later pipelines: posing, fitting)."""
         return self._model
 
-    def versions(self) -> dict[str, str]:
-        return {"anny": anny_version(), "anny_adapter": self.adapter_identity}
-
     def build(self, params: dict[str, Any], skin_weights_k: int = 4) -> BodyMesh:
         """params: {"phenotypes": {name: value}, "local_changes": {name: value}},
         already validated (missing phenotypes take `default_phenotypes()`)."""

@@ -64,10 +64,6 @@ class BodyModel(ABC):
     def build(self, params: dict[str, Any], skin_weights_k: int = 4) -> BodyMesh:
         """The rest-pose body for validated, complete model parameters."""
 
-    def versions(self) -> dict[str, str]:
-        """Names and versions of the libraries and data behind this model."""
-        return {self.name: self.version}
-
     @property
     def adapter_identity(self) -> str:
         """The identity of our code around the model family (its module and all it imports)."""

@@ -1,5 +1,5 @@
-"""The text encoders by name (DESIGN §7): which exist, their identities and tier
-info without loading weights, and the process-wide instance of each."""
+"""The text encoders by name (DESIGN §7): which exist, and the process-wide
+instance of each (their identities are the registry's: pipelines/catalogue.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,25 +8,12 @@ from typing import Any
 
 from avatarforge.protocol import ErrorCode, ProtocolError
 
-from .clip_model import clip_availability, clip_checkpoint_dir, clip_version, load_clip_text_encoder
-from .text_encoder import MiniLMEncoder, TextEncoder, minilm_available, minilm_version
+from .clip_model import clip_checkpoint_dir, load_clip_text_encoder
+from .text_encoder import MiniLMEncoder, TextEncoder, minilm_available
 
 log = logging.getLogger(__name__)
 
 ENCODER_NAMES = ("minilm", "clip")
-
-
-def encoder_version(name: str, config: Any = None) -> str:
-    """Encoder `name`'s version without loading its weights (part of result-store keys, so
-    results made with other weights are never served from the store)."""
-    if name == "minilm":
-        return minilm_version() if minilm_available()["available"] else "minilm missing"
-    return clip_version(clip_checkpoint_dir(config))
-
-
-def encoder_tiers(config: Any) -> dict[str, dict[str, Any]]:
-    """Tier info of every encoder, as text-driven pipelines list them in `welcome`."""
-    return {"minilm": minilm_available(), "clip": clip_availability(config)}
 
 
 _lock = threading.Lock()

@@ -247,10 +247,6 @@ class SmplBodyModel(BodyModel):
         """The smplx module (for later pipelines: posing, fitting)."""
         return self._module
 
-    def versions(self) -> dict[str, str]:
-        return {"smplx": smplx_version(), f"{self.name}_adapter": self.adapter_identity,
-                f"{self.name}_file": f"{self.path.name} ({self.path.stat().st_size} bytes)"}
-
     def build(self, params: dict[str, Any], skin_weights_k: int = 4) -> BodyMesh:
         """params: {"betas": [floats], "gender": str} (gender must match this file)."""
         from smplx.lbs import blend_shapes, vertices2joints

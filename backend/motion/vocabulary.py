@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.phrases import BOTH, SIDES, Clause, Phrase, other_side
 from ..models.text_encoder import TextEncoder
-from .keyposes import KeyPose, authored_keyposes, keypose, mirror_text, name_side
+from .keyposes import KeyPose, authored_keyposes, keypose, mirror_text
 from .locomotion import PACE_SPEED, cycle_period
 from .skeleton import J
 
