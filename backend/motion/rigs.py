@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from avatarforge.protocol.limits import AUTO_RIG_PRESET as AUTO  # noqa: F401 (rigs.AUTO: targets, target_rigs)
 from avatarforge.protocol.limits import RIG_PRESETS as PRESETS
 
 _SIDES = (("left", "L", "l", "Left"), ("right", "R", "r", "Right"))
