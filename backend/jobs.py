@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import zmq
 
 from avatarforge.protocol import ErrorCode, ProtocolError
@@ -45,12 +46,33 @@ class Job:
     subscribers: set[bytes] = field(default_factory=set)
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
+    def end(self, state: str) -> None:
+        """Mark the job finished (done, failed, cancelled) and let go of its
+        uploads: a finished job stays listed for a while, and a 100 MB file it
+        was given must not stay in memory with it."""
+        self.state, self.finished = state, time.time()
+        self.params = params_without_buffers(self.params)
+
     def state_fields(self) -> dict[str, Any]:
         out = {"job_id": self.id, "state": self.state, "job": self.job, "fraction": self.fraction,
                "stage": self.stage, "created": self.created, "finished": self.finished}
         if self.error:
             out["error"] = self.error
         return out
+
+
+def params_without_buffers(value: Any) -> Any:
+    """A copy of `value` with each byte string and array replaced by a short
+    description of it (what it was, how big), so what is kept stays small."""
+    if isinstance(value, dict):
+        return {k: params_without_buffers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [params_without_buffers(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes, released>"
+    if isinstance(value, np.ndarray):
+        return f"<{value.dtype} array {list(value.shape)}, released>"
+    return value
 
 
 @dataclass
@@ -98,11 +120,15 @@ class WorkerPool:
         wake.connect(WAKE_ADDRESS)
         try:
             while (job := self.queue.get()) is not None:
+                # Params before the cancel check: the loop sets the cancel flag
+                # before it releases a cancelled job's params, so params read
+                # here are whole whenever the flag below is still clear.
+                params = job.params
                 if job.cancel_event.is_set():
                     continue  # cancelled while queued; the loop already answered
                 self.running[job.id] = job
                 try:
-                    self._post(wake, self._run(job, lambda e: self._post(wake, e)))
+                    self._post(wake, self._run(job, params, lambda e: self._post(wake, e)))
                 finally:
                     self.running.pop(job.id, None)
         finally:
@@ -115,7 +141,7 @@ class WorkerPool:
         except zmq.Again:
             pass  # the loop is already awake with a backlog
 
-    def _run(self, job: Job, post: Callable[[JobEvent], None]) -> JobEvent:
+    def _run(self, job: Job, params: dict[str, Any], post: Callable[[JobEvent], None]) -> JobEvent:
         pipeline = self.pipelines[job.job]
         last = {"t": 0.0, "stage": ""}
 
@@ -131,7 +157,7 @@ class WorkerPool:
         log.info("job started", extra={"fields": {"job_id": job.id, "job": job.job, "tier": job.tier}})
         try:
             ctx.progress(0.0, "starting")
-            artifacts = [a.to_wire() for a in record_components(pipeline.run(job.params, ctx), job.components)]
+            artifacts = [a.to_wire() for a in record_components(pipeline.run(params, ctx), job.components)]
             ctx.check_cancelled()
         except JobCancelled:
             log.info("job cancelled", extra={"fields": {"job_id": job.id}})
@@ -153,7 +179,7 @@ class WorkerPool:
                 ErrorCode.INTERNAL, f"'{job.job}' failed inside the backend: {type(exc).__name__}: {exc}. "
                 "The backend log has the traceback."))
         elapsed = time.perf_counter() - t0
-        meta = {"job": job.job, "tier": job.tier, "params": job.params, "components": job.components,
+        meta = {"job": job.job, "tier": job.tier, "params": params, "components": job.components,
                 "created": job.created, "finished": time.time(), "seconds": elapsed}
         try:
             self.store.put(job.id, meta, artifacts)

@@ -19,6 +19,7 @@ import zmq
 
 from avatarforge.protocol import (
     ErrorCode, Limits, ProtocolError, decode, encode, make, make_error, validate)
+from avatarforge.protocol.codec import answerable_id
 
 from . import __version__
 from .config import BackendConfig
@@ -119,7 +120,7 @@ class Server:
         msg_id = job_id = None
         try:
             msg = decode(frames[1:], self.limits)
-            msg_id = msg.get("id") if isinstance(msg.get("id"), str) else None
+            msg_id = answerable_id(msg.get("id"))
             validate(msg, requests_only=True)
             job_id = msg.get("job_id")   # errors about a job name it, so a client knows which failed
             handler = getattr(self, f"_on_{msg['type']}")
@@ -260,7 +261,7 @@ class Server:
 
     def _finish(self, job: Job, state: str, artifacts: list[dict[str, Any]] | None = None,
                 error: ProtocolError | None = None) -> None:
-        job.state, job.finished = state, time.time()
+        job.end(state)
         if state == "done":
             job.fraction, job.stage = 1.0, "done"
             self._broadcast(job, make("result", job_id=job.id, artifacts=artifacts or [], cached=False))

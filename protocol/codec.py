@@ -123,9 +123,20 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
     """Decode frames into a message, enforcing `limits`.
 
     Raises ProtocolError (BAD_REQUEST, TOO_LARGE, VERSION_MISMATCH); the error's
-    details carry the message `id` when it could be read, so the peer can be
-    answered.
+    details carry the message `id` whenever it could be read, so the peer can be
+    answered instead of left waiting.
     """
+    try:
+        return _decode(frames, limits)
+    except ProtocolError as exc:
+        if exc.details.get("id") is None and frames:
+            msg_id = _peek_id(frames[0])
+            if msg_id is not None:
+                exc.details["id"] = msg_id
+        raise
+
+
+def _decode(frames: Sequence[Any], limits: Limits) -> dict[str, Any]:
     if not frames:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "empty message: expected at least one frame")
     if len(frames) > limits.max_frames:
@@ -136,8 +147,7 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
     header = views[0]
     if total > limits.max_total_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"message is {total} bytes; this side accepts at most {limits.max_total_bytes}",
-                            id=_peek_id(header, limits))
+                            f"message is {total} bytes; this side accepts at most {limits.max_total_bytes}")
     if header.nbytes > limits.max_header_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE,
                             f"message header is {header.nbytes} bytes; at most {limits.max_header_bytes} "
@@ -164,7 +174,7 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, 
     if not isinstance(msg, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             f"message must be a msgpack map, got {type(msg).__name__}")
-    msg_id = msg.get("id") if isinstance(msg.get("id"), str) else None
+    msg_id = answerable_id(msg.get("id"))
     v = msg.get("v")
     if not isinstance(v, int) or isinstance(v, bool):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
@@ -201,17 +211,37 @@ def _check_list(items: list[Any]) -> list[Any]:
     return items
 
 
-def _peek_id(header: memoryview, limits: Limits) -> str | None:
-    """The message id of a header we will not decode in full (to address the refusal)."""
-    if header.nbytes > limits.max_header_bytes:
-        return None
+# How much of a header the id is looked for in: encode() writes v, type and id
+# first, so they sit in the first few bytes of any message this protocol makes.
+PEEK_ID_BYTES = 64 * 1024
+MAX_ID_LEN = 128    # a longer id could not be sent back as `re` (messages validates ids with it too)
+
+
+def answerable_id(value: Any) -> str | None:
+    """`value` if a reply may name it in `re` (a reply with an invalid `re` is
+    refused by the client, which would then wait in vain), else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN else None
+
+
+def _peek_id(header_frame: Any) -> str | None:
+    """The id of a message that failed to decode, to address the refusal.
+
+    Reads only the first PEEK_ID_BYTES of the header, as a stream: values other
+    than `id` are skipped without being built (so no extension, timestamp or
+    large container is decoded), and whatever does not fit or does not parse
+    means there is no id to answer.
+    """
+    reader = msgpack.Unpacker(raw=False, max_buffer_size=PEEK_ID_BYTES, strict_map_key=False)
     try:
-        msg = msgpack.unpackb(header, raw=False, ext_hook=lambda code, data: None,
-                              max_array_len=limits.max_container_len, max_map_len=limits.max_container_len)
-    except Exception:  # unreadable: the refusal goes out without an id
+        reader.feed(_frame_bytes(header_frame)[:PEEK_ID_BYTES])
+        for _ in range(reader.read_map_header()):
+            key = reader.unpack()
+            if key == "id":
+                return answerable_id(reader.unpack())
+            reader.skip()
+    except Exception:  # truncated, garbage, too deep, not a map: the refusal goes out without an id
         return None
-    msg_id = msg.get("id") if isinstance(msg, dict) else None
-    return msg_id if isinstance(msg_id, str) else None
+    return None
 
 
 def _decode_ext(code: int, data: bytes, views: list[memoryview], used: set[int], limits: Limits) -> Any:

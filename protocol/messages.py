@@ -19,10 +19,9 @@ import itertools
 import os
 from typing import Any, Callable
 
-from .codec import PROTOCOL_VERSION
+from .codec import MAX_ID_LEN, PROTOCOL_VERSION
 from .errors import ErrorCode, ProtocolError
 
-MAX_ID_LEN = 128
 MAX_NAME_LEN = 64
 MAX_PARAM_DEPTH = 8
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")

@@ -27,7 +27,9 @@ of the rest body, here the reference skeleton's. The clip is then grounded
 from __future__ import annotations
 
 import io
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +39,17 @@ from avatarforge.protocol import ErrorCode, ProtocolError
 from avatarforge.protocol.artifacts import FPS_RANGE, MAX_MOTION_FRAMES
 
 from ..core import rotations as rot
+from ..core.limits import MOTION_NPZ_MAX_BYTES
 from .skeleton import REST_ROTATION, model_space_pelvis
 from .to_smpl import grounded
 
 LAYOUTS = {72: "smpl", 156: "smplh", 165: "smplx"}
 _MIDDLE1 = 3          # index of middle1 within a 15-joint SMPL-H/X hand
-_MAX_KEY_BYTES = 1 << 30
+_NPY_HEADER_BYTES = 65536     # a member's .npy header: above numpy's own cap, so never what refuses a file
+# The keys read (module docstring); other members (dmpls, marker data...) are never inflated.
+KEYS = ("poses", "root_orient", "pose_body", "pose_hand", "trans", "mocap_framerate", "mocap_frame_rate", "fps",
+        "betas", "gender")
+_NOT_NPZ = "not an .npz file (an npz archive is numpy's zip of .npy arrays)"
 
 
 def _bad(field: str, message: str) -> ProtocolError:
@@ -57,35 +64,78 @@ class AmassImport:
     info: dict[str, Any]
 
 
-def _load(data: bytes) -> dict[str, np.ndarray]:
+def _load(data: bytes) -> dict[str, np.ndarray | None]:
+    """The arrays of the keys we read, each checked against its headers before it is inflated."""
     if not data.startswith(b"PK"):
-        raise _bad("data", "not an .npz file (numpy's zip of arrays)")
+        raise _bad("data", _NOT_NPZ)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            out = {}
-            for key in npz.files:
-                try:
-                    out[key] = npz[key]
-                except ValueError:      # pickled object arrays (never loaded: unsafe)
-                    out[key] = None
-            return out
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            arrays: dict[str, np.ndarray | None] = {}
+            budget = MOTION_NPZ_MAX_BYTES
+            for info in archive.infolist():
+                key = info.filename[:-4]
+                if info.filename.endswith(".npy") and key in KEYS:
+                    arrays[key] = _member_array(archive, info, budget)
+                    budget -= 0 if arrays[key] is None else arrays[key].nbytes
+            return arrays
+    except zipfile.BadZipFile as exc:
+        raise _bad("data", f"{_NOT_NPZ}: not a valid zip archive ({exc})") from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise _bad("data", f"cannot read the .npz file: {exc}") from None
 
 
-def _float_array(d: dict[str, Any], key: str, shape: tuple[int | None, ...]) -> np.ndarray:
+def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> np.ndarray | None:
+    """One .npy member holding at most `budget` bytes, or None for an object
+    array (pickles are never loaded: unsafe). Sizes come from the zip and .npy
+    headers, so a decompression bomb is refused before any of it is inflated."""
+    key = info.filename[:-4]
+    if info.file_size > budget + _NPY_HEADER_BYTES:
+        raise _too_large(key, f"inflates to {info.file_size:,} bytes")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0           # 2.0 and 3.0 share one layout
+        shape, _, dtype = read_header(member)
+    if dtype.hasobject:
+        return None
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > budget:
+        raise _too_large(key, f"has shape {shape} of {dtype}: {nbytes:,} bytes")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _too_large(key: str, what: str) -> ProtocolError:
+    return _bad(f"data.{key}", f"{what}; the arrays of a motion file may hold at most "
+                f"{MOTION_NPZ_MAX_BYTES:,} bytes in all")
+
+
+Size = int | tuple[int, ...] | None      # one size, one of several, or any (the frame count T)
+_POSES_SHAPE: tuple[Size, ...] = (None, tuple(LAYOUTS))
+
+
+def _float_array(d: dict[str, Any], key: str, shape: tuple[Size, ...]) -> np.ndarray:
     arr = d.get(key)
     if arr is None:
         raise _bad(f"data.{key}", "is missing or not a numeric array")
     if arr.dtype.kind not in "fiu":
         raise _bad(f"data.{key}", f"must be numbers, got dtype {arr.dtype}")
-    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-        want = "(" + ", ".join("T" if s is None else str(s) for s in shape) + ")"
-        raise _bad(f"data.{key}", f"must have shape {want}, got {arr.shape}")
+    if arr.ndim != len(shape) or not all(_fits(s, a) for s, a in zip(shape, arr.shape)):
+        raise _bad(f"data.{key}", f"must have shape {_shape_text(shape)}, got {arr.shape}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise _bad(f"data.{key}", "contains NaN or infinite values")
     return arr
+
+
+def _fits(want: Size, size: int) -> bool:
+    return want is None or size == want or isinstance(want, tuple) and size in want
+
+
+def _shape_text(shape: tuple[Size, ...]) -> str:
+    """E.g. "(T, 72|156|165)"."""
+    return "(" + ", ".join("T" if s is None else "|".join(map(str, s)) if isinstance(s, tuple) else str(s)
+                           for s in shape) + ")"
 
 
 def _fps(d: dict[str, Any]) -> float:
@@ -101,10 +151,7 @@ def _fps(d: dict[str, Any]) -> float:
 def _poses(d: dict[str, Any]) -> tuple[np.ndarray, str]:
     """(T, J*3) poses and the layout name."""
     if d.get("poses") is not None:
-        poses = _float_array(d, "poses", (None, None))
-        if poses.shape[1] not in LAYOUTS:
-            raise _bad("data.poses", f"must have 72 (SMPL), 156 (SMPL-H) or 165 (SMPL-X) values per frame, "
-                       f"got {poses.shape[1]}")
+        poses = _float_array(d, "poses", _POSES_SHAPE)
         return poses, LAYOUTS[poses.shape[1]]
     if d.get("root_orient") is not None and d.get("pose_body") is not None:
         root = _float_array(d, "root_orient", (None, 3))
@@ -112,7 +159,7 @@ def _poses(d: dict[str, Any]) -> tuple[np.ndarray, str]:
         hands = _float_array(d, "pose_hand", (len(root), 90)) if d.get("pose_hand") is not None else \
             np.zeros((len(root), 90))
         return np.concatenate([root, body, hands], axis=1), "smplh"
-    raise _bad("data.poses", "is missing: give poses (T, 72|156|165), or root_orient and pose_body")
+    raise _bad("data.poses", f"is missing: give poses {_shape_text(_POSES_SHAPE)}, or root_orient and pose_body")
 
 
 def smpl24_from_layout(poses: np.ndarray, layout: str) -> np.ndarray:

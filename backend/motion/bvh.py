@@ -35,6 +35,10 @@ from ..core.axes import Y_UP_TO_Z_UP
 from .to_smpl import SourceSkeleton, grounded, source_to_smpl
 
 MAX_JOINTS = 1024
+MAX_DEPTH = 256            # joints nested in one chain (a body is ~10 deep; the parser recurses per level)
+# Largest |value| of an OFFSET or a frame channel (file units or degrees: 10 km in mm,
+# ~28,000 turns): past it sums and products downstream overflow to inf/NaN.
+MAX_ABS_VALUE = 1e7
 MAX_CHANNELS = 6 * MAX_JOINTS
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 # Unit candidates (metres per file unit) and the body height they are judged against.
@@ -145,8 +149,8 @@ class _Lines:
             value = float(tok)
         except ValueError:
             raise _bad(f"{what} must be a number, found {tok!r}", line) from None
-        if not math.isfinite(value):
-            raise _bad(f"{what} must be finite, found {tok!r}", line)
+        if not abs(value) <= MAX_ABS_VALUE:          # NaN fails this too
+            raise _bad(f"{what} must be finite and within ±{MAX_ABS_VALUE:g}, found {tok!r}", line)
         return value
 
 
@@ -160,7 +164,7 @@ def parse_bvh(text: str) -> BvhClip:
     if tok != "ROOT":
         raise _bad(f"expected ROOT, found {tok!r}", line)
     joints: list[BvhJoint] = []
-    _parse_joint(lines, joints, -1, line)
+    _parse_joint(lines, joints, -1, 1)
     tok, line = lines.next("MOTION")
     if tok != "MOTION":
         raise _bad(f"expected JOINT, End Site, '}}' or MOTION, found {tok!r}" if tok not in ("ROOT",) else
@@ -168,10 +172,13 @@ def parse_bvh(text: str) -> BvhClip:
     return BvhClip(joints, *_parse_motion(lines, sum(len(j.channels) for j in joints)))
 
 
-def _parse_joint(lines: _Lines, joints: list[BvhJoint], parent: int, line: int) -> None:
+def _parse_joint(lines: _Lines, joints: list[BvhJoint], parent: int, depth: int) -> None:
+    """One joint and, recursively, its children; `depth` is 1 for the root."""
     name, name_line = lines.next("a joint name")
     if name in ("{", "}"):
         raise _bad("joint has no name", name_line)
+    if depth > MAX_DEPTH:
+        raise _bad(f"joint {name!r} is nested {depth} deep; at most {MAX_DEPTH} levels are supported", name_line)
     if any(j.name == name for j in joints):
         raise _bad(f"joint name {name!r} is used twice", name_line)
     if len(joints) >= MAX_JOINTS:
@@ -201,7 +208,7 @@ def _parse_joint(lines: _Lines, joints: list[BvhJoint], parent: int, line: int) 
         if tok == "}":
             return
         if tok == "JOINT":
-            _parse_joint(lines, joints, index, tl)
+            _parse_joint(lines, joints, index, depth + 1)
         elif tok == "End":
             lines.expect("Site")
             lines.expect("{")
@@ -259,9 +266,12 @@ def _parse_motion(lines: _Lines, channels: int) -> tuple[float, np.ndarray]:
         except ValueError:
             bad = next(p for p in parts if not _is_number(p))
             raise _bad(f"frame {f + 1}: {bad!r} is not a number", no) from None
-    if not np.all(np.isfinite(values)):
-        f = int(np.flatnonzero(~np.all(np.isfinite(values), axis=1))[0])
-        raise _bad(f"frame {f + 1} has NaN or infinite values", rows[f][0])
+    out_of_range = ~np.all(np.abs(values) <= MAX_ABS_VALUE, axis=1)      # NaN is out of range too
+    if out_of_range.any():
+        f = int(np.flatnonzero(out_of_range)[0])
+        no, row = rows[f]
+        token = next(p for p in row.split() if not abs(float(p)) <= MAX_ABS_VALUE)
+        raise _bad(f"frame {f + 1}: values must be finite and within ±{MAX_ABS_VALUE:g}, found {token!r}", no)
     return dt, values
 
 

@@ -21,7 +21,8 @@ def number_param(field: str, value: Any, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise bad_field(field, f"must be a number in [{lo:g}, {hi:g}], got {value!r}")
     if not lo <= value <= hi:
-        raise bad_field(field, f"must be in [{lo:g}, {hi:g}], got {value:g}")
+        # repr, not :g (6 digits), so 1.0000001 does not read as an in-range 1.
+        raise bad_field(field, f"must be in [{lo:g}, {hi:g}], got {value!r}")
     return float(value)
 
 

@@ -264,3 +264,9 @@ def test_betas_shape_the_body_the_way_the_file_says(tmp_path):
     with pytest.raises(ProtocolError) as err:
         PIPELINE.normalise({"model": "smpl", "betas": [6.0]}, config)
     assert err.value.field == "betas[0]" and "[-5, 5]" in err.value.message
+
+
+def test_out_of_range_phenotype_shows_enough_digits_to_see_why():
+    with pytest.raises(ProtocolError) as err:
+        PIPELINE.normalise({"phenotypes": {"height": 1.0000001}}, BackendConfig(models_dir=None))
+    assert err.value.field == "phenotypes.height" and "1.0000001" in err.value.message, err.value.message

@@ -7,6 +7,9 @@ import io
 import json
 import subprocess
 import sys
+import time
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -14,7 +17,8 @@ import pytest
 from avatarforge.backend.config import BackendConfig
 from avatarforge.backend.core import rotations as R
 from avatarforge.backend.motion.amass import amass_to_smpl
-from avatarforge.backend.motion.bvh import bvh_forward_kinematics, bvh_to_smpl, parse_bvh
+from avatarforge.backend.core.limits import MOTION_NPZ_MAX_BYTES
+from avatarforge.backend.motion.bvh import MAX_DEPTH, bvh_forward_kinematics, bvh_to_smpl, parse_bvh
 from avatarforge.backend.motion.skeleton import J, REST_ROTATION, forward_kinematics
 from avatarforge.backend.pipelines import JobContext, load_pipelines
 from avatarforge.protocol import ErrorCode, Motion, ProtocolError
@@ -380,3 +384,90 @@ def test_motion_import_through_a_real_backend(tmp_path, clip):
             client.wait(client.submit("motion_import", {"data": bad.encode(), "filename": "x.bvh"})["job_id"])
         assert err.value.code == ErrorCode.BAD_REQUEST and "line" in err.value.message
         assert err.value.details.get("line") == bad.splitlines().index("Frame Tim: 0.03333333") + 1
+
+
+# -- hostile files: refused as BAD_REQUEST naming what is wrong, fast and small -------------------------
+def npz_claiming(frames: int, width: int = 156, payload: int = 1 << 26) -> bytes:
+    """An .npz whose poses.npy header claims (frames, width) float64 but holds
+    only `payload` zero bytes: deflated, a few hundred KB (a decompression bomb)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("poses.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(
+                member, {"descr": "<f8", "fortran_order": False, "shape": (frames, width)})
+            member.write(bytes(payload))
+    return buf.getvalue()
+
+
+def test_npz_bomb_is_refused_from_its_headers_without_inflating():
+    bomb = npz_claiming(3_000_000)
+    assert len(bomb) < 1 << 20
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProtocolError) as err:
+            amass_to_smpl(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    e = err.value
+    assert e.code == ErrorCode.BAD_REQUEST and e.field == "data.poses", e.message
+    assert f"{MOTION_NPZ_MAX_BYTES:,}" in e.message, e.message      # names the limit
+    assert peak < 50 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
+    assert time.monotonic() - started < 2.0
+
+
+def test_npz_garbage_starting_with_pk_is_called_not_a_zip():
+    with pytest.raises(ProtocolError) as err:
+        run_import({"data": b"PK" + bytes(range(256)) * 4, "filename": "walk.npz"})
+    e = err.value
+    assert e.code == ErrorCode.BAD_REQUEST and e.field == "data", e.message
+    assert "zip" in e.message and "pickle" not in e.message, e.message
+
+
+def test_npz_poses_of_wrong_rank_name_the_real_shape():
+    buf = io.BytesIO()
+    np.savez(buf, poses=np.zeros((5, 52, 3)), trans=np.zeros((5, 3)), mocap_framerate=np.array(30.0))
+    with pytest.raises(ProtocolError) as err:
+        amass_to_smpl(buf.getvalue())
+    e = err.value
+    assert e.field == "data.poses" and "(T, 72|156|165)" in e.message and "(T, T)" not in e.message, e.message
+
+
+def huge_value_bvh(clip) -> tuple[str, int]:
+    """A CMU BVH with one frame value of 1e308 (finite, but overflows downstream) and its line."""
+    lines = cmu_bvh_from_smpl(*clip, 30.0).splitlines()
+    no = len(lines) - 5
+    values = lines[no - 1].split()
+    lines[no - 1] = " ".join(["1e308"] + values[1:])
+    return "\n".join(lines) + "\n", no
+
+
+def deep_bvh(depth: int) -> str:
+    """A BVH whose joints nest `depth` deep (one chain)."""
+    head = ["HIERARCHY", "ROOT J0", "{", "OFFSET 0 0 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    for i in range(1, depth):
+        head += [f"JOINT J{i}", "{", "OFFSET 0 1 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    head += ["}"] * depth
+    return "\n".join(head + ["MOTION", "Frames: 1", "Frame Time: 0.0333", " ".join(["0"] * 3 * depth)]) + "\n"
+
+
+def test_bvh_huge_values_are_bad_request_naming_the_line(clip):
+    text, no = huge_value_bvh(clip)
+    for importer in (bvh_to_smpl, lambda t: run_import({"data": t.encode(), "filename": "walk.bvh"})):
+        with pytest.raises(ProtocolError) as err:
+            importer(text)
+        e = err.value
+        assert e.code == ErrorCode.BAD_REQUEST and e.details.get("line") == no, e.message
+        assert f"line {no}:" in e.message and "1e308" in e.message, e.message
+
+
+def test_bvh_too_deep_hierarchy_is_bad_request_naming_the_joint():
+    text = deep_bvh(1000)
+    for importer in (parse_bvh, lambda t: run_import({"data": t.encode(), "filename": "deep.bvh"})):
+        with pytest.raises(ProtocolError) as err:
+            importer(text)
+        e = err.value
+        assert e.code == ErrorCode.BAD_REQUEST and "line" in e.details, e.message
+        assert f"J{MAX_DEPTH}" in e.message and str(MAX_DEPTH) in e.message, e.message
+    parse_bvh(deep_bvh(MAX_DEPTH))            # the limit itself is allowed

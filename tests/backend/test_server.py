@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 
 import msgpack
@@ -10,6 +11,7 @@ import pytest
 import zmq
 
 from avatarforge.protocol import ErrorCode, ProtocolError, RiggedAvatar, encode, make
+from avatarforge.backend.jobs import Job
 from avatarforge.protocol.client import Client
 from tests.support.server import BackendProcess
 
@@ -228,6 +230,44 @@ def test_malformed_frames_get_an_error_and_the_server_still_answers(backend, fra
         c.ping()
 
 
+def _header_with(msg_id: str, **fields) -> bytes:
+    """A submit header as a peer could write it, id before the fields."""
+    return msgpack.packb({"v": 1, "type": "submit", "id": msg_id, "job": "steps", "params": fields})
+
+
+def _malformed_timestamp_header(msg_id: str) -> bytes:
+    """A timestamp ext (-1) of the wrong length, which msgpack itself cannot decode."""
+    return _header_with(msg_id, at=msgpack.ExtType(1, b"abc"))[:-6] + b"\xc7\x03\xffabc"
+
+
+@pytest.mark.parametrize("msg_id, frames, code", [
+    pytest.param("many", [_header_with("many")] + [b""] * 1100, "TOO_LARGE", id="too many frames"),
+    pytest.param("missing", [_header_with("missing", blob=msgpack.ExtType(3, msgpack.packb(1)))], "BAD_REQUEST",
+                 id="missing frame"),
+    pytest.param("ext", [_header_with("ext", blob=msgpack.ExtType(42, b"x"))], "BAD_REQUEST", id="bad extension type"),
+    pytest.param("time", [_header_with("time", at=msgpack.Timestamp(1))], "BAD_REQUEST", id="timestamp"),
+    pytest.param("badtime", [_malformed_timestamp_header("badtime")], "BAD_REQUEST", id="malformed timestamp"),
+])
+def test_refusals_answer_the_request_they_refuse(backend, msg_id, frames, code):
+    reply = raw_exchange(backend.address, frames)
+    assert reply["type"] == "error" and reply["code"] == code and reply["re"] == msg_id, reply
+
+
+def test_a_refusal_never_names_an_id_too_long_to_answer(backend):
+    """An `re` over the id limit would make the reply itself invalid to the client."""
+    reply = raw_exchange(backend.address, [msgpack.packb({"v": 1, "type": "ping", "id": "x" * 200})])
+    assert reply["code"] == "BAD_REQUEST" and reply.get("field") == "id" and "re" not in reply, reply
+
+
+def test_client_gets_a_refusal_instead_of_waiting(backend):
+    """A header over the 16 MiB limit: the client hears TOO_LARGE, not 'start the backend'."""
+    with Client(backend.address, timeout_s=5) as c:
+        with pytest.raises(ProtocolError) as err:
+            c.submit("steps", {"note": "x" * (17 * 1024 ** 2)})
+        assert err.value.code == ErrorCode.TOO_LARGE and "no answer" not in err.value.message
+        c.ping()
+
+
 def test_version_mismatch_says_what_to_do(backend):
     reply = raw_exchange(backend.address, [msgpack.packb({"v": 2, "type": "hello", "id": "h", "client": "x"})])
     assert reply["code"] == "VERSION_MISMATCH" and reply["re"] == "h"
@@ -275,6 +315,42 @@ def test_clean_shutdown_on_signal_with_a_running_job(tmp_path, sig):
         assert last["details"]["reason"] == "shutdown"
         assert job_id not in c.pending
     assert any('"event": "stopped"' in line for line in proc.log)
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        kb = next(line for line in status if line.startswith("VmRSS:")).split()[1]
+    return int(kb) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_failed_uploads_do_not_stay_in_memory(backend, client):
+    """Finished jobs stay listed, but not with the bytes they were given."""
+    client.run("steps", unique(steps=1, payload=b"warm" * 1000))   # first-use allocations out of the measure
+    before = _rss_bytes(backend.proc.pid)
+    for i in range(5):
+        payload = np.full(50 * 1024 ** 2, i, np.uint8).tobytes()
+        job_id = client.submit("steps", unique(steps=1, step_s=0.0, fail="bad_request", payload=payload))["job_id"]
+        del payload
+        with pytest.raises(ProtocolError):
+            client.wait(job_id)
+    client.ping()
+    grown = _rss_bytes(backend.proc.pid) - before
+    assert grown < 60 * 1024 ** 2, f"the server kept {grown / 1024 ** 2:.0f} MB after 5 failed 50 MB uploads"
+
+
+@pytest.mark.parametrize("state", ["done", "failed", "cancelled"])
+def test_a_finished_job_keeps_a_summary_of_its_params_not_their_buffers(state):
+    upload = b"\x00" * 1_000_000
+    job = Job(id="k", job="motion_import", tier="cpu", components={},
+              params={"file": upload, "frames": np.zeros((10, 3), np.float32), "nested": [{"raw": upload}],
+                      "fps": 30, "name": "walk"})
+    job.end(state)
+    assert (job.state, job.finished is not None) == (state, True)
+    assert job.params["fps"] == 30 and job.params["name"] == "walk"
+    kept = [job.params["file"], job.params["frames"], job.params["nested"][0]["raw"]]
+    assert all(isinstance(v, str) and len(v) < 100 for v in kept), kept
+    assert job.state_fields()["state"] == state
 
 
 def test_errors_about_a_job_name_it(client):

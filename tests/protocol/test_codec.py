@@ -351,3 +351,34 @@ def test_unencodable_values_are_an_internal_error():
         with pytest.raises(ProtocolError) as err:
             encode({"v": V, "x": bad})
         assert err.value.code == ErrorCode.INTERNAL
+
+
+def _with_id(msg_id: str, value) -> bytes:
+    """A header whose id comes before a value that cannot be decoded."""
+    return (b"\x84" + msgpack.packb("v") + msgpack.packb(V) + msgpack.packb("type") + msgpack.packb("ping")
+            + msgpack.packb("id") + msgpack.packb(msg_id) + msgpack.packb("x") + value)
+
+
+@pytest.mark.parametrize("frames, limits, code", [
+    pytest.param([_with_id("m", msgpack.packb(1))] + [b""] * 3, Limits(max_frames=3), ErrorCode.TOO_LARGE,
+                 id="too many frames"),
+    pytest.param([_with_id("m", msgpack.packb("s" * 200))], Limits(max_header_bytes=100), ErrorCode.TOO_LARGE,
+                 id="header too large"),
+    pytest.param([_with_id("m", msgpack.packb(msgpack.ExtType(EXT_BYTES_FRAME, msgpack.packb(1))))], None,
+                 ErrorCode.BAD_REQUEST, id="missing frame"),
+    pytest.param([_with_id("m", msgpack.packb(msgpack.ExtType(99, b"x")))], None, ErrorCode.BAD_REQUEST,
+                 id="unknown extension"),
+    pytest.param([_with_id("m", msgpack.packb(msgpack.Timestamp(1)))], None, ErrorCode.BAD_REQUEST,
+                 id="timestamp"),
+    pytest.param([_with_id("m", b"\xc7\x03\xffabc")], None, ErrorCode.BAD_REQUEST, id="malformed timestamp"),
+    pytest.param([_with_id("m", b"\xc1")], None, ErrorCode.BAD_REQUEST, id="garbage after the id"),
+])
+def test_refusals_carry_the_id_whenever_it_can_be_read(frames, limits, code):
+    err = refusal(frames, limits or Limits())
+    assert err.code == code and err.details["id"] == "m", str(err)
+
+
+def test_refusals_of_unreadable_headers_carry_no_id():
+    for header in (b"\xc1garbage", msgpack.packb([1, "id"]), msgpack.packb({"id": 7}),
+                   msgpack.packb({"id": "x" * 1000}), b"\x81" + msgpack.packb("id")):
+        assert refusal([header]).details.get("id") is None

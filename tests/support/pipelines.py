@@ -58,6 +58,9 @@ class StepPipeline(Pipeline):
                     raise ProtocolError(ErrorCode.BAD_REQUEST, "fail: one of bad_request, crash, oom", field="fail")
             elif key == "seed":
                 pass
+            elif key == "payload":   # an upload of any size, as motion_import takes a file
+                if not isinstance(value, bytes):
+                    raise ProtocolError(ErrorCode.BAD_REQUEST, "payload: must be bytes", field="payload")
             elif key in self.PARAMS:
                 lo, hi = self.PARAMS[key]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
