@@ -44,6 +44,7 @@ class Job:
     created: float = field(default_factory=time.time)
     finished: float | None = None
     subscribers: set[bytes] = field(default_factory=set)
+    last_sent: float = 0.0   # time.monotonic() of the last event broadcast to subscribers
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     def end(self, state: str) -> None:
@@ -77,7 +78,7 @@ def params_without_buffers(value: Any) -> Any:
 
 @dataclass
 class JobEvent:
-    kind: str                 # progress | done | failed | cancelled
+    kind: str                 # started | progress | done | failed | cancelled
     job_id: str
     fraction: float = 0.0
     stage: str = ""
@@ -127,6 +128,8 @@ class WorkerPool:
                 if job.cancel_event.is_set():
                     continue  # cancelled while queued; the loop already answered
                 self.running[job.id] = job
+                # Tells the loop the queue moved, so the jobs still waiting learn their new place.
+                self._post(wake, JobEvent("started", job.id))
                 try:
                     self._post(wake, self._run(job, params, lambda e: self._post(wake, e)))
                 finally:

@@ -30,6 +30,11 @@ from .store import ResultStore, request_key
 
 log = logging.getLogger("avatarforge.server")
 MAX_JOBS_IN_MEMORY = 1000
+# A client's silence timeout means "the backend is gone" (Client default: 10 s).
+# A waiting job, or a pipeline step that reports nothing for a while, repeats
+# its last progress this often, so a busy backend never looks gone.
+KEEPALIVE_S = 1.0
+KEEPALIVE_CHECK_S = 0.1
 
 
 class Server:
@@ -41,6 +46,11 @@ class Server:
         self.store = ResultStore(config.store_dir)
         self.session = uuid.uuid4().hex
         self.jobs: dict[str, Job] = {}
+        # Jobs not finished, kept apart from `jobs` so a job's place in the queue is
+        # an index here, never a walk over every job remembered.
+        self.waiting: dict[str, Job] = {}   # submission order = the workers' queue order
+        self.running: dict[str, Job] = {}
+        self._next_keepalive = 0.0
         self.events: "queue.SimpleQueue[JobEvent]" = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ctx = zmq.Context()
@@ -97,6 +107,7 @@ class Server:
                     while self.wake.poll(0):
                         self.wake.recv()
                 self._drain_events()
+                self._keep_alive_if_due()
                 if self.sock in ready:
                     # Bounded batch so worker events are never starved by a flood.
                     for _ in range(256):
@@ -168,7 +179,10 @@ class Server:
         job.subscribers.add(peer)
         self._remember(job)
         self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=False, state="queued"))
+        job.last_sent = time.monotonic()
+        self.waiting[job.id] = job
         self.workers.queue.put(job)
+        self._tell_place(job, len(self.waiting) - 1)
         log.info("job queued", extra={"fields": {"job_id": key, "job": name, "tier": tier.name}})
 
     def _on_fetch(self, peer: bytes, msg: dict[str, Any]) -> None:
@@ -223,8 +237,8 @@ class Server:
             return
         job.subscribers.add(peer)
         self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=False, state=job.state))
-        if job.state == "running":
-            self._send(peer, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
+        # Running: how far it got; queued: its place in the queue.
+        self._send(peer, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
 
     def _remember(self, job: Job) -> None:
         self.jobs[job.id] = job
@@ -243,7 +257,9 @@ class Server:
             job = self.jobs.get(event.job_id)
             if job is None:
                 continue
-            if event.kind == "progress":
+            if event.kind == "started":
+                self._started(job)
+            elif event.kind == "progress":
                 job.state, job.fraction, job.stage = "running", event.fraction, event.stage
                 self._broadcast(job, make("progress", job_id=job.id, fraction=event.fraction, stage=event.stage))
             elif event.kind == "done":
@@ -259,8 +275,47 @@ class Server:
             else:
                 self._finish(job, "failed", error=event.error)
 
+    def _started(self, job: Job) -> None:
+        if job.state != "queued":
+            return   # cancelled just as a worker took it: the cancel was answered already
+        job.state, job.stage = "running", "starting"
+        self.waiting.pop(job.id, None)
+        self.running[job.id] = job
+        self._queue_moved()
+
+    def _jobs_ahead(self, index: int) -> int:
+        """How many unfinished jobs are before the waiting job at `index`."""
+        return len(self.running) + index
+
+    def _tell_place(self, job: Job, index: int) -> None:
+        """Send a waiting job's place as its progress, when that place changed."""
+        ahead = self._jobs_ahead(index)
+        if ahead < max(1, self.config.workers):
+            return   # a worker is free for it: its "starting" follows at once
+        stage = f"queued: {ahead} job{'' if ahead == 1 else 's'} ahead"
+        if stage != job.stage:
+            job.stage = stage
+            self._broadcast(job, make("progress", job_id=job.id, fraction=0.0, stage=stage))
+
+    def _queue_moved(self) -> None:
+        """A job started or ended: each waiting job may be nearer the front."""
+        for index, job in enumerate(self.waiting.values()):
+            self._tell_place(job, index)
+
+    def _keep_alive_if_due(self) -> None:
+        """Repeat the last progress of each unfinished job that said nothing for
+        KEEPALIVE_S (a long wait in the queue, a long step without progress)."""
+        now = time.monotonic()
+        if now < self._next_keepalive:
+            return
+        self._next_keepalive = now + KEEPALIVE_CHECK_S
+        for job in [*self.running.values(), *self.waiting.values()]:
+            if job.subscribers and now - job.last_sent >= KEEPALIVE_S:
+                self._broadcast(job, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
+
     def _finish(self, job: Job, state: str, artifacts: list[dict[str, Any]] | None = None,
                 error: ProtocolError | None = None) -> None:
+        left_queue = self.waiting.pop(job.id, None) is not None or self.running.pop(job.id, None) is not None
         job.end(state)
         if state == "done":
             job.fraction, job.stage = 1.0, "done"
@@ -270,6 +325,8 @@ class Server:
             job.error, job.stage = error.to_fields(), state
             self._broadcast(job, make_error(error, job_id=job.id))
         job.subscribers.clear()
+        if left_queue:
+            self._queue_moved()
 
     # -- outgoing -----------------------------------------------------------
     def _send(self, peer: bytes, msg: dict[str, Any]) -> None:
@@ -283,6 +340,7 @@ class Server:
 
     def _broadcast(self, job: Job, msg: dict[str, Any]) -> None:
         if job.subscribers:
+            job.last_sent = time.monotonic()
             frames = encode(msg)   # encode once, send to each subscriber
             for peer in list(job.subscribers):
                 self._send_frames(peer, frames)

@@ -301,9 +301,16 @@ def import_motion(path: str, rig: Any = None, fps: float | None = None, scale: f
     return _one(built, importers.motion.ImportedMotion, "motion_import")
 
 
+_last_printed: list[str] = [""]
+
+
 def print_progress(fraction: float, stage: str) -> None:
-    """A progress callback for scripts: one line per update on stdout."""
-    print(f"AvatarForge {fraction * 100:5.1f}%  {stage}", file=sys.stdout, flush=True)
+    """A progress callback for scripts: one line per change on stdout (the backend
+    repeats a job's last progress about once a second to show it is alive)."""
+    line = f"AvatarForge {fraction * 100:5.1f}%  {stage}"
+    if line != _last_printed[0]:
+        _last_printed[0] = line
+        print(line, file=sys.stdout, flush=True)
 
 
 __all__ = ["BackendUnavailable", "ErrorCode", "ImportFailed", "Job", "MAIN_PHENOTYPES", "ProtocolError",

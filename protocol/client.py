@@ -138,7 +138,9 @@ class Client:
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None,
              timeout_s: float | None = None) -> list[Any]:
         """Block until `job_id` finishes; return its artifacts or raise its error.
-        `timeout_s` bounds the silence between two events, not the whole job."""
+        `timeout_s` bounds the silence between two events, not the whole job: the
+        backend repeats a waiting or running job's progress every second or so
+        (a queued job's stage names its place), so silence means it is gone."""
         silence = self.timeout_s if timeout_s is None else timeout_s
         while True:
             msg = self._next_event_for(job_id, silence)

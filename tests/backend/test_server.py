@@ -177,6 +177,37 @@ def test_client_disconnects_and_reattaches_with_fetch(backend):
         assert any(j["job_id"] == job_id and j["state"] == "done" for j in second.list_jobs())
 
 
+def queue_places(stages):
+    """The distinct 'N' of successive 'queued: N jobs ahead' stages (a keep-alive repeats one)."""
+    places = [int(s.split()[1]) for s in stages if s.startswith("queued: ")]
+    return [n for i, n in enumerate(places) if i == 0 or n != places[i - 1]]
+
+
+def test_queued_jobs_report_their_place_and_never_fall_silent(tmp_path):
+    """One worker, four ~1 s jobs at once, waited on last first: the last waits ~3 s,
+    twice the client's silence timeout. The backend is busy, not gone: all finish."""
+    with BackendProcess(tmp_path / "store", "--workers", "1") as proc, \
+            Client(proc.address, timeout_s=1.5) as c:
+        job_ids = [c.submit("steps", unique(steps=5, step_s=0.2, scale=float(i + 1)))["job_id"] for i in range(4)]
+        stages = {job_id: [] for job_id in job_ids}
+        for i, job_id in reversed(list(enumerate(job_ids))):
+            (avatar,) = c.wait(job_id, on_progress=lambda j, f, s: stages[j].append((f, s)))
+            assert avatar.vertices.max() == pytest.approx(i + 1)
+        assert all(f == 0.0 for job_id in job_ids for f, s in stages[job_id] if s.startswith("queued"))
+        places = [queue_places(s for _, s in stages[job_id]) for job_id in job_ids]
+        assert places == [[], [1], [2, 1], [3, 2, 1]], places   # told when queued and as each ahead ends
+
+
+def test_a_long_silent_step_still_keeps_the_client_waiting(backend):
+    """Each 2 s step reports nothing while it runs: the backend repeats the job's
+    progress, so a client with a shorter silence timeout does not give up."""
+    with Client(backend.address, timeout_s=1.8) as c:
+        seen = []
+        (avatar,) = c.run("steps", unique(steps=2, step_s=2.0), on_progress=lambda j, f, s: seen.append(s))
+        assert isinstance(avatar, RiggedAvatar)
+        assert seen.count("step 1 of 2") >= 2   # the first step's progress, then its repeat
+
+
 def test_errors_are_typed_and_the_server_keeps_serving(client):
     cases = [
         (lambda: client.submit("no-such-job", {}), ErrorCode.UNSUPPORTED, "job"),
