@@ -38,6 +38,12 @@ class TargetRig:
     verbatim: bool               # the rig's frames are SMPL's: no swing correction
 
 
+def builds_on_anny(target: dict[str, Any] | None) -> bool:
+    """Whether resolving a normalised `target` loads Anny: its built-in rig, named
+    without the rig's own bones (default_rig)."""
+    return target is not None and target["preset"] == "anny" and target.get("bone_names") is None
+
+
 @lru_cache(maxsize=2)
 def default_rig(preset: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Bone names, parents and rest matrices of the built-in rigs: Anny's

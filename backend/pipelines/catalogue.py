@@ -15,6 +15,7 @@ from ..core.sources import distribution_files
 from ..models.clip_model import clip_availability, clip_checkpoint_dir
 from ..models.smpl_model import MODEL_TYPES as SMPL_TYPES, availability as smpl_availability, candidate_paths
 from ..models.text_encoder import MINILM_PACKAGE
+from ..motion.target_rigs import builds_on_anny
 
 
 def _availability(info: dict[str, Any]) -> Availability:
@@ -111,6 +112,5 @@ MOTION_LIBRARY = register(Component("motion_library", "folder", ("backend.motion
 
 def target_body(target: dict[str, Any] | None) -> dict[str, Component]:
     """The body model retargeting onto a normalised `target` loads: Anny, for its
-    built-in rig (a rig sent with its bones loads nothing; motion/target_rigs.default_rig)."""
-    loads_anny = target is not None and target["preset"] == "anny" and target["bone_names"] is None
-    return {"target_body": ANNY} if loads_anny else {}
+    built-in rig (a rig sent with its bones loads nothing)."""
+    return {"target_body": ANNY} if builds_on_anny(target) else {}
