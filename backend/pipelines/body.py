@@ -34,7 +34,7 @@ from ..models.bodies import BODY_MODEL_NAMES, load_body_model
 from ..models.body_model import MAX_SKIN_WEIGHTS_K, BodyMesh
 from .base import JobContext, Pipeline
 from .catalogue import ANNY, BODY_JOB, SKIN_PAINTER, SMPL_BODIES
-from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, named_values_param, number_param, check_param_names
+from .params import SEED_MAX, bad_field, integer_param, named_values_param, number_param, check_param_names, name_param
 
 PARAM_NAMES = ("model", "phenotypes", "local_changes", "betas", "gender", "texture_size", "skin_weights_k",
                "seed", "name")
@@ -81,13 +81,10 @@ class BodyPipeline(Pipeline):
             out.update(self._smpl_shape(model, params, config))
         out["texture_size"] = integer_param("texture_size", params.get("texture_size", DEFAULTS["texture_size"]),
                                        256, 4096)
-        out["skin_weights_k"] = integer_param("skin_weights_k", params.get("skin_weights_k", DEFAULTS["skin_weights_k"]),
-                                         1, MAX_SKIN_WEIGHTS_K)
+        out["skin_weights_k"] = integer_param(
+            "skin_weights_k", params.get("skin_weights_k", DEFAULTS["skin_weights_k"]), 1, MAX_SKIN_WEIGHTS_K)
         out["seed"] = integer_param("seed", params.get("seed", DEFAULTS["seed"]), 0, SEED_MAX)
-        name = params.get("name", f"{model}_avatar")
-        if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
-        out["name"] = name.strip()
+        out["name"] = name_param(params.get("name", f"{model}_avatar"))
         return out
 
     @staticmethod
@@ -119,7 +116,8 @@ class BodyPipeline(Pipeline):
             raise bad_field("gender", f"must be one of {', '.join(GENDERS)}, got {gender!r}")
         betas = params.get("betas", [])
         if not isinstance(betas, (list, tuple)):
-            raise bad_field("betas", f"must be a list of at most {MAX_BETAS} numbers in [-{BETA_LIMIT:g}, {BETA_LIMIT:g}]")
+            raise bad_field("betas", f"must be a list of at most {MAX_BETAS} numbers in "
+                            f"[-{BETA_LIMIT:g}, {BETA_LIMIT:g}]")
         if len(betas) > MAX_BETAS:
             raise bad_field("betas", f"at most {MAX_BETAS} coefficients, got {len(betas)}")
         values = [number_param(f"betas[{i}]", b, -BETA_LIMIT, BETA_LIMIT) for i, b in enumerate(betas)]

@@ -53,6 +53,13 @@ def named_values_param(field: str, value: Any, allowed: tuple[str, ...], lo: flo
     return out
 
 
+def name_param(value: Any) -> str:
+    """An object name Blender can take: printable, non-empty, at most NAME_MAX characters."""
+    if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX or not value.isprintable():
+        raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
+    return value.strip()
+
+
 def check_param_names(params: Any, allowed: tuple[str, ...], job: str) -> dict[str, Any]:
     """`params` as a map with no names outside `allowed`."""
     if not isinstance(params, dict):

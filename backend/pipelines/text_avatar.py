@@ -43,7 +43,7 @@ from ..text.prompt import clean_prompt
 from .base import JobContext, Pipeline
 from .body import BodyPipeline, avatar_provenance, rigged_avatar
 from .catalogue import ANNY, APPEARANCE_READER, ATTRIBUTE_PAINTER, CLIP, MINILM, SHAPE_ESTIMATOR, TEXT_AVATAR_JOB
-from .params import NAME_MAX, SEED_MAX, bad_field, integer_param, check_param_names
+from .params import SEED_MAX, bad_field, integer_param, check_param_names, name_param
 
 PARAM_NAMES = ("prompt", "seed", "texture_size", "name", "encoder", "phenotypes", "local_changes")
 DEFAULTS = {"seed": 0, "texture_size": 1024, "encoder": "minilm", "name": "text_avatar"}
@@ -123,10 +123,7 @@ class TextAvatarPipeline(Pipeline):
             raise ProtocolError(ErrorCode.MODEL_MISSING, f"encoder: {encoder!r} cannot run here: {status.reason}",
                                 field="encoder")
         out["encoder"] = encoder
-        name = params.get("name", DEFAULTS["name"])
-        if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
-        out["name"] = name.strip()
+        out["name"] = name_param(params.get("name", DEFAULTS["name"]))
         # Overrides: validated like the body job's, but only the names given are kept
         # (the rest come from the prompt).
         overrides = {k: params[k] for k in ("phenotypes", "local_changes") if k in params}

@@ -32,7 +32,7 @@ from ..text.prompt import NEUTRAL_PROMPT, clean_prompt
 from .base import JobContext, Pipeline
 from .catalogue import (CLIP, MINILM, MOTION_GENERATOR, MOTION_IMPORTER, MOTION_LIBRARY, POSE_RANKER,
                         RETARGETER, TEXT_MOTION_JOB, target_body)
-from .params import NAME_MAX, SEED_MAX, bad_field, check_param_names, integer_param, number_param
+from .params import SEED_MAX, bad_field, check_param_names, integer_param, number_param, name_param
 
 PARAM_NAMES = ("prompt", "seconds", "fps", "seed", "encoder", "target", "name")
 DEFAULTS = {"seconds": 4.0, "fps": 30.0, "seed": 0, "encoder": "minilm"}
@@ -75,10 +75,7 @@ class TextMotionPipeline(Pipeline):
             raise bad_field("encoder", f"must be one of {', '.join(ENCODER_NAMES)}, got {encoder!r}")
         out["encoder"] = encoder
         out["target"] = normalise_target(params.get("target"))
-        name = params.get("name", "text_motion")
-        if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
-            raise bad_field("name", f"must be a non-empty printable string of at most {NAME_MAX} characters")
-        out["name"] = name.strip()
+        out["name"] = name_param(params.get("name", "text_motion"))
         return out
 
     def run(self, params: dict[str, Any], ctx: JobContext) -> list[Motion]:
