@@ -115,6 +115,16 @@ def module_digest(module: str) -> str:
     return file_digest(module_path(module))
 
 
+@lru_cache(maxsize=None)
+def loaded_module_identity(module: str) -> str | None:
+    """The source digest of a loaded module named as Python names it
+    ("avatarforge.backend.x.y") and all it imports; None outside the backend."""
+    name = module.removeprefix(f"{PACKAGE}.")
+    if not (name == ROOT_NAME or name.startswith(ROOT_NAME + ".")) or not _is_module(name):
+        return None
+    return source_digest([name])
+
+
 def source_digest(modules: Iterable[str], boundary: frozenset[str] = frozenset()) -> str:
     """sha256 of the source of `modules` and everything they import from the
     backend, up to `boundary` (see source_closure)."""

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..core.sources import digest_of, source_digest
+from ..core.sources import digest_of, loaded_module_identity
 
 MAX_SKIN_WEIGHTS_K = 8
 
@@ -67,12 +66,7 @@ class BodyModel(ABC):
     @property
     def adapter_identity(self) -> str:
         """The identity of our code around the model family (its module and all it imports)."""
-        return _module_identity(type(self).__module__)
-
-
-@lru_cache(maxsize=None)
-def _module_identity(module: str) -> str:
-    return digest_of(source_digest([module.removeprefix("avatarforge.")]))
+        return digest_of(loaded_module_identity(type(self).__module__) or type(self).__qualname__)
 
 
 # -- helpers shared by the model families -------------------------------------

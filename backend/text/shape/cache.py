@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import logging
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ...core.files import atomic_write
-from ...core.sources import digest_of, source_digest
+from ...core.sources import digest_of, loaded_module_identity
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +26,7 @@ def code_identity(obj: Any) -> str:
     """The identity of the code behind an object (an encoder, a renderer, a body model): the
     digest of its backend module and all it imports; outside the backend, its qualified name."""
     module = getattr(obj, "__module__", None) or type(obj).__module__
-    return _module_identity(module) or f"{module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-
-
-@lru_cache(maxsize=None)
-def _module_identity(module: str) -> str | None:
-    """The source digest of a backend module as this process loaded it; None outside the backend."""
-    try:
-        return source_digest([module.removeprefix("avatarforge.")])
-    except ValueError:            # not a backend module (a test's stand-in)
-        return None
+    return loaded_module_identity(module) or f"{module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
 def encoder_identity(encoder: Any) -> str:
