@@ -340,7 +340,52 @@ class Motion:
                    provenance=_dict(d, k, "provenance"))
 
 
-ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar, Motion.KIND: Motion}
+@dataclass
+class Camera:
+    """A camera (DESIGN §5): intrinsics `K` (3, 3) in pixels of an image of
+    `image_size` (width, height), and `world_to_camera` (4, 4), the rigid pose
+    in OpenCV's camera convention (x right, y down, z forward) in the Z-up world
+    of the avatar or motion it was fitted with. `params` says what it was solved
+    from (e.g. {"video": {"filename", "fps", "frames", "start"}}), so an importer
+    can line the footage up behind it."""
+    name: str
+    K: np.ndarray                 # (3, 3) float32
+    image_size: tuple[int, int]   # (width, height) pixels
+    world_to_camera: np.ndarray   # (4, 4) float32, rigid
+    params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    KIND: ClassVar[str] = "camera"
+    MAX_IMAGE_SIDE: ClassVar[int] = 65536
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "name": self.name, "K": self.K.astype(np.float32),
+                "image_size": [int(self.image_size[0]), int(self.image_size[1])],
+                "world_to_camera": self.world_to_camera.astype(np.float32),
+                "params": self.params, "provenance": self.provenance}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> "Camera":
+        k = cls.KIND
+        K = _array(d, k, "K", np.float32, (3, 3))
+        if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] == 1 and K[1, 0] == 0 and K[2, 0] == 0 and K[2, 1] == 0):
+            raise _bad(k, "K", "must be an upper-triangular intrinsics matrix with positive focal lengths "
+                               "and K[2, 2] = 1")
+        size = d.get("image_size")
+        if (not isinstance(size, (list, tuple)) or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= cls.MAX_IMAGE_SIDE
+                           for v in size)):
+            raise _bad(k, "image_size", f"must be [width, height] in pixels (1..{cls.MAX_IMAGE_SIDE}), got {size!r}")
+        pose = _array(d, k, "world_to_camera", np.float32, (4, 4))
+        R = pose[:3, :3].astype(np.float64)
+        if (not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or not abs(np.linalg.det(R) - 1.0) < 1e-3
+                or not np.allclose(pose[3], [0, 0, 0, 1], atol=1e-6)):
+            raise _bad(k, "world_to_camera", "must be a rigid transform (rotation and translation, last row 0 0 0 1)")
+        return cls(name=_name(d, k, "camera"), K=K, image_size=(int(size[0]), int(size[1])),
+                   world_to_camera=pose, params=_dict(d, k, "params"), provenance=_dict(d, k, "provenance"))
+
+
+ARTIFACT_KINDS: dict[str, Any] = {RiggedAvatar.KIND: RiggedAvatar, Motion.KIND: Motion, Camera.KIND: Camera}
 
 
 def artifact_from_wire(d: Any) -> Any:
