@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest message accepted from a client")
     serve.add_argument("--pipeline", action="append", default=[], metavar="MODULE:CLASS",
                        help="also serve this pipeline plugin (repeatable)")
+    serve.add_argument("--store-max-bytes", type=byte_size, default=BackendConfig.store_max_bytes, metavar="SIZE",
+                       help="most the result store may hold, e.g. 500M, 20G (default "
+                            f"{BackendConfig.store_max_bytes // 1024 ** 3}G); past it the least recently used "
+                            "results are evicted")
     _add_config_args(serve)
 
     gen = sub.add_parser("generate", help="run a job in this process and write its result")
@@ -83,7 +87,87 @@ def build_parser() -> argparse.ArgumentParser:
     add_text_avatar_commands(gen_sub)
     add_text2motion_commands(sub)
     add_motion_commands(sub)
+    add_video2motion_commands(sub)
+    add_store_commands(sub)
     return parser
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+
+
+def byte_size(text: str) -> int:
+    """'20G', '500M', '1.5T' or a plain number of bytes (binary units)."""
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number[-1:] in ("K", "M", "G", "T"):
+        number, unit = number[:-1], number[-1]
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use bytes or K, M, G, T (e.g. 20G)") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size cannot be negative")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def add_store_commands(sub: Any) -> None:
+    """`avatarforge store stats|prune|verify`: the result store on disk (a running server may use it)."""
+    store = sub.add_parser("store", help="the result store: its size, eviction and checksums")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    for name, help_text in (("stats", "entries, bytes, least and most recently used"),
+                            ("prune", "evict least recently used results down to a size or an age"),
+                            ("verify", "check every entry's checksums, quarantine the damaged (exit 1 if any)")):
+        p = store_sub.add_parser(name, help=help_text)
+        p.add_argument("--store", type=Path, default=default_store_dir(),
+                       help="result store folder; env AVATARFORGE_STORE")
+        p.add_argument("--format", choices=["json", "text"], default="text")
+        p.set_defaults(handler=cmd_store)
+        if name == "prune":
+            p.add_argument("--max-bytes", type=byte_size, metavar="SIZE", help="evict down to this size, e.g. 5G")
+            p.add_argument("--unused-days", type=float, metavar="DAYS",
+                           help="evict every result not used (stored or fetched) for this many days")
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .store import ResultStore
+
+    if not args.store.is_dir():
+        print(f"avatarforge: {args.store}: no result store there", file=sys.stderr)
+        return 2
+    store = ResultStore(args.store)
+    if args.store_command == "stats":
+        report: Any = asdict(store.stats())
+        lines = [f"{report['entries']} results, {report['bytes'] / 1024 ** 2:.1f} MiB; "
+                 f"{report['quarantined']} quarantined, {report['quarantined_bytes'] / 1024 ** 2:.1f} MiB",
+                 f"least recently used: {_when(report['least_recently_used'])}",
+                 f"most recently used: {_when(report['most_recently_used'])}"]
+    elif args.store_command == "prune":
+        if args.max_bytes is None and args.unused_days is None:
+            print("avatarforge: store prune: give --max-bytes SIZE and/or --unused-days DAYS", file=sys.stderr)
+            return 2
+        # No size means no cap: only the age prunes then.
+        eviction = store.evict(max_bytes=args.max_bytes if args.max_bytes is not None else 2 ** 63,
+                               unused_for_s=None if args.unused_days is None else args.unused_days * 86400)
+        report = asdict(eviction)
+        lines = [f"evicted {len(eviction.removed)} results and {eviction.quarantine_removed} quarantined entries, "
+                 f"{eviction.freed_bytes / 1024 ** 2:.1f} MiB freed"
+                 + (f"; {len(eviction.spared)} being read were kept" if eviction.spared else "")]
+    else:
+        verification = store.verify()
+        report = asdict(verification)
+        lines = [f"checked {verification.checked} results ({verification.bytes / 1024 ** 2:.1f} MiB): "
+                 f"{len(verification.damaged)} damaged"
+                 + (f", moved to {store.root / 'quarantine'}" if verification.damaged else "")]
+        lines += [f"  {key}: {why}" for key, why in sorted(verification.damaged.items())]
+    print(json.dumps(report, indent=2) if args.format == "json" else "\n".join(lines))
+    return 1 if args.store_command == "verify" and report["damaged"] else 0
+
+
+def _when(t: float | None) -> str:
+    import time
+
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def add_motion_commands(sub: Any) -> None:
@@ -107,7 +191,7 @@ def add_motion_commands(sub: Any) -> None:
     p.add_argument("--joint-map", type=joint_map_file, metavar="MAP.json",
                    help='BVH only: a JSON file {"BVH joint name": "SMPL joint name", ...} for skeletons whose '
                         "names are not CMU, Mixamo, Biovision or SMPL (overrides the automatic naming)")
-    p.add_argument("--out", type=Path, help="also write the motion as an AMASS-style SMPL .npz")
+    p.add_argument("--out", type=Path, help=MOTION_OUT_HELP)
     p.add_argument("--format", choices=["json", "text"], default="json",
                    help="json: fps, joint_names, joints [T][24][3] (metres, Z up), poses, trans, contacts; "
                         "text: a summary")
@@ -116,7 +200,6 @@ def add_motion_commands(sub: Any) -> None:
 
 
 def cmd_motion_import(args: argparse.Namespace) -> int:
-    from .motion.amass import motion_to_amass_npz
     from .motion.ops import motion_json
 
     try:
@@ -131,7 +214,7 @@ def cmd_motion_import(args: argparse.Namespace) -> int:
     (motion,) = run_job("motion_import", params, config_from_args(args))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(motion_to_amass_npz(motion.rotations, motion.trans, motion.fps))
+        write_motion_file(motion, args.out, args.target)
     if args.format == "json":
         print(json.dumps(motion_json(motion)))
     else:
@@ -200,6 +283,7 @@ def add_text2motion_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encoder", choices=["minilm", "clip"], default="minilm")
     p.add_argument("--target", choices=["anny", "smpl"], default=None, help="also retarget onto this rig")
+    p.add_argument("--out", type=Path, help=MOTION_OUT_HELP)
     p.add_argument("--format", choices=["json", "text"], default="json",
                    help="json: fps, joint_names, joints [T][24][3], poses, trans; text: a summary")
     _add_config_args(p)
@@ -216,6 +300,8 @@ def cmd_text2motion(args: argparse.Namespace) -> int:
     if args.target:
         params["target"] = args.target
     (motion,) = run_job("text_motion", params, config_from_args(args))
+    if args.out:
+        write_motion_file(motion, args.out, args.target)
     if args.format == "json":
         print(json.dumps(motion_json(motion)))
     else:
@@ -224,6 +310,72 @@ def cmd_text2motion(args: argparse.Namespace) -> int:
         travel = float(np.linalg.norm(motion.trans[-1, :2] - motion.trans[0, :2]))
         print(f"{motion.frames} frames at {motion.fps:g} fps ({motion.seconds:.2f} s): {actions}; "
               f"root travels {travel:.2f} m")
+    return 0
+
+
+MOTION_OUT_HELP = "also write the motion: .bvh, .npz (AMASS-style SMPL-H) or .glb/.gltf (animated skeleton)"
+
+
+def write_motion_file(motion: Any, path: Path, target: str | None) -> None:
+    """A CLI's --out: the motion on the target rig's skeleton when one was asked for, else on SMPL-24."""
+    from .formats.gltf import write_animation_glb
+    from .motion.export import write_motion
+    from .motion.targets import normalise_target
+
+    write_motion(motion, path, target_rig=normalise_target(target) if target else None,
+                 glb_writer=write_animation_glb)
+
+
+def add_video2motion_commands(sub: Any) -> None:
+    """`avatarforge video2motion clip.mp4`: motion capture from a video of one person (job video_motion)."""
+    from avatarforge.protocol.limits import DEFAULT_VIDEO_FOCAL_MM, VIDEO_FOCAL_MM
+
+    p = sub.add_parser("video2motion", help="a motion on the SMPL-24 skeleton captured from a video of one person")
+    p.add_argument("file", type=Path, help="the video (.mp4, .mov, .mkv, .webm, .avi, ...)")
+    p.add_argument("--fps", type=float, help="the motion's frame rate (default: the video's)")
+    p.add_argument("--target", choices=["anny", "smpl"], default=None, help="also retarget onto this rig")
+    p.add_argument("--focal-mm", type=float, help=f"the camera's 35 mm-equivalent focal length, "
+                   f"{VIDEO_FOCAL_MM[0]:g}..{VIDEO_FOCAL_MM[1]:g} (default: the file's metadata, else "
+                   f"{DEFAULT_VIDEO_FOCAL_MM:g})")
+    p.add_argument("--start", type=float, help="capture from this second of the clip")
+    p.add_argument("--end", type=float, help="capture up to this second of the clip")
+    p.add_argument("--out", type=Path, help=MOTION_OUT_HELP)
+    p.add_argument("--format", choices=["json", "text"], default="json",
+                   help="json: fps, joint_names, joints [T][24][3] (metres, Z up), poses, trans, contacts, "
+                        "gaps, camera; text: a summary")
+    _add_config_args(p)
+    p.set_defaults(handler=cmd_video2motion)
+
+
+def cmd_video2motion(args: argparse.Namespace) -> int:
+    from .motion.ops import motion_json
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"avatarforge: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    params: dict[str, Any] = {"data": data, "filename": args.file.name}
+    for name in ("fps", "target", "focal_mm", "start", "end"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    motion, camera = run_job("video_motion", params, config_from_args(args))
+    if args.out:
+        write_motion_file(motion, args.out, args.target)
+    video = motion.params["video"]
+    if args.format == "json":
+        print(json.dumps({**motion_json(motion), "gaps": video["gaps"], "gaps_seconds": video["gaps_seconds"],
+                          "people_max": video["people_max"], "stopped": video["stopped"],
+                          "camera": {"K": camera.K.tolist(), "image_size": list(camera.image_size),
+                                     "world_to_camera": camera.world_to_camera.tolist(),
+                                     "focal_mm": video["focal_mm"], "focal_source": video["focal_source"]},
+                          "out": str(args.out) if args.out else None}))
+    else:
+        gaps = ", ".join(f"{a}-{b}" for a, b in video["gaps"]) or "none"
+        print(f"{motion.name}: {motion.frames} frames at {motion.fps:g} fps ({motion.seconds:.2f} s); gaps filled: "
+              f"{gaps}; people in view: up to {video['people_max']}"
+              + (f"; stopped early: {video['stopped']}" if video["stopped"] else "")
+              + (f" -> {args.out}" if args.out else ""))
     return 0
 
 
@@ -321,7 +473,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Server
 
     config = config_from_args(args, bind=args.bind, store_dir=args.store, workers=args.workers,
-                              max_message_bytes=args.max_message_bytes, plugins=args.pipeline)
+                              max_message_bytes=args.max_message_bytes, plugins=args.pipeline,
+                              store_max_bytes=args.store_max_bytes)
     server = Server(config)
     server.install_signal_handlers()
     endpoint = server.bind()

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .core.limits import STORE_MAX_BYTES
+
 DEFAULT_BIND = "tcp://127.0.0.1:5757"
 
 
@@ -37,6 +39,7 @@ def default_motion_library() -> Path | None:
 class BackendConfig:
     bind: str = DEFAULT_BIND
     store_dir: Path = field(default_factory=default_store_dir)
+    store_max_bytes: int = STORE_MAX_BYTES   # then the least recently used results are evicted
     models_dir: Path | None = field(default_factory=default_models_dir)
     device: str = "cpu"
     workers: int = 1

@@ -7,12 +7,15 @@ to a queue and wake the loop through an inproc socket.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -21,12 +24,15 @@ import zmq
 from avatarforge.protocol import ErrorCode, ProtocolError
 
 from .config import BackendConfig
+from .core.files import atomic_write
 from .pipelines import JobCancelled, JobContext, Pipeline, record_components
-from .store import ResultStore
+from .store import ResultStore, StoredRequest, read_request, write_request
 
 log = logging.getLogger("avatarforge.jobs")
 WAKE_ADDRESS = "inproc://avatarforge-wake"
+MAX_PREVIEW_BYTES = 64 * 1024
 PROGRESS_INTERVAL_S = 0.05   # at most 20 progress events a second, stage changes always go out
+JOURNAL_COMPACT_LINES = 1000  # rewrite the journal with its live records past this many lines
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Job:
     subscribers: set[bytes] = field(default_factory=set)
     last_sent: float = 0.0   # time.monotonic() of the last event broadcast to subscribers
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    journaled: bool = False   # on disk: "accepted" may be said, a restart re-queues it
+    accepts: list[tuple[bytes, str]] = field(default_factory=list)   # (peer, request id) told once journaled
 
     def end(self, state: str) -> None:
         """Mark the job finished (done, failed, cancelled) and let go of its
@@ -84,16 +92,144 @@ class JobEvent:
     stage: str = ""
     artifacts: list[dict[str, Any]] | None = None
     error: ProtocolError | None = None
+    message: dict[str, Any] | None = None     # progress only: e.g. {"preview": PNG bytes, "frame": i}
+
+
+Continuation = Callable[[], None]   # work handed back to the socket thread (it owns the socket)
+
+
+class SideThread:
+    """One thread for the disk work the socket thread must not wait on (reading and
+    checking a stored result, journaling an upload). Tasks run in submission order;
+    a task hands what the socket thread must then do (send, queue) to `post`."""
+
+    def __init__(self, ctx: zmq.Context, name: str, events: "queue.SimpleQueue[Any]") -> None:
+        self.events = events
+        self._ctx = ctx
+        self._tasks: "queue.Queue[Callable[[], None] | None]" = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._wake: zmq.Socket | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._tasks.put(None)
+        self._thread.join(timeout_s)
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def post(self, continuation: Continuation) -> None:
+        """From a task: run `continuation` on the socket thread."""
+        assert self._wake is not None and threading.current_thread() is self._thread
+        self.events.put(continuation)
+        try:
+            self._wake.send(b"", zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the loop is already awake with a backlog
+
+    def _work(self) -> None:
+        self._wake = self._ctx.socket(zmq.PUSH)
+        self._wake.setsockopt(zmq.LINGER, 0)
+        self._wake.connect(WAKE_ADDRESS)
+        try:
+            while (task := self._tasks.get()) is not None:
+                try:
+                    task()
+                except Exception:  # a bug in a task must not stop the thread
+                    log.exception("side task crashed", extra={"fields": {"thread": self._thread.name}})
+        finally:
+            self._wake.close(0)
+
+
+class Journal:
+    """Accepted jobs on disk, so a backend killed mid-job runs them again after a restart.
+
+    `jobs.log` holds one JSON line per event, appended and fsync'd: {"op": "accepted",
+    "id", "job", "tier", "t"} and {"op": "ended", "id"}. Each accepted job's whole
+    request (normalised params, uploads included) is in `requests/<id>.afr`, written
+    first; a done job's request moves into its store entry, others are deleted. When
+    no job is left unfinished the log is emptied, and past JOURNAL_COMPACT_LINES it is
+    rewritten with the unfinished jobs' lines only. Used from one thread at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.log_path = self.folder / "jobs.log"
+        (self.folder / "requests").mkdir(parents=True, exist_ok=True)
+        self.live: dict[str, dict[str, Any]] = {}
+        self._lines = 0
+        for record in self._records():
+            self._lines += 1
+            if record.get("op") == "accepted":
+                self.live[record["id"]] = record
+            elif record.get("op") == "ended":
+                self.live.pop(record["id"], None)
+
+    def _records(self) -> list[dict[str, Any]]:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue   # the last line of a log whose writer was killed mid-append
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                records.append(record)
+        return records
+
+    def request_path(self, job_id: str) -> Path:
+        return self.folder / "requests" / f"{job_id}.afr"
+
+    def accept(self, job_id: str, request: StoredRequest) -> None:
+        """Journal an accepted job: its request file, then its line (fsync'd)."""
+        write_request(self.request_path(job_id), request)
+        record = {"op": "accepted", "id": job_id, "job": request.job, "tier": request.tier, "t": time.time()}
+        self._append(record)
+        self.live[job_id] = record
+
+    def end(self, job_id: str) -> None:
+        """The job finished (done, failed or cancelled): it needs no re-run."""
+        self.request_path(job_id).unlink(missing_ok=True)
+        if self.live.pop(job_id, None) is None:
+            return
+        if not self.live or self._lines >= JOURNAL_COMPACT_LINES:
+            self._compact()
+        else:
+            self._append({"op": "ended", "id": job_id})
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """The accepted jobs that never ended, in the order they were accepted."""
+        return list(self.live.values())
+
+    def request(self, job_id: str) -> StoredRequest:
+        """An unfinished job's request; ValueError saying why it cannot be read."""
+        return read_request(self.request_path(job_id), job_id)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with open(self.log_path, "ab") as f:
+            f.write(json.dumps(record).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._lines += 1
+
+    def _compact(self) -> None:
+        atomic_write(self.log_path, [json.dumps(r).encode() + b"\n" for r in self.live.values()])
+        self._lines = len(self.live)
 
 
 class WorkerPool:
     """Threads that take jobs from a queue and run their pipelines."""
 
     def __init__(self, ctx: zmq.Context, config: BackendConfig, pipelines: dict[str, Pipeline],
-                 store: ResultStore, events: "queue.SimpleQueue[JobEvent]") -> None:
+                 store: ResultStore, events: "queue.SimpleQueue[Any]", journal: Journal | None = None) -> None:
         self.config = config
         self.pipelines = pipelines
         self.store = store
+        self.journal = journal
         self.events = events
         self.queue: "queue.Queue[Job | None]" = queue.Queue()
         self.running: dict[str, Job] = {}
@@ -150,12 +286,21 @@ class WorkerPool:
 
         def on_progress(fraction: float, stage: str) -> None:
             now = time.monotonic()
+            last["fraction"] = fraction
             if stage != last["stage"] or now - last["t"] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
                 last.update(t=now, stage=stage)
                 post(JobEvent("progress", job.id, fraction, stage))
 
+        def on_preview(png: bytes, info: dict[str, Any]) -> None:
+            if len(png) <= MAX_PREVIEW_BYTES:      # a preview is a glance, never a payload
+                post(JobEvent("progress", job.id, job_fraction(), last["stage"] or "working",
+                              message={"preview": png, **info}))
+
+        def job_fraction() -> float:
+            return float(last.get("fraction", 0.0))
+
         ctx = JobContext(config=self.config, device=self.config.device, seed=job.seed,
-                         on_progress=on_progress, cancel_event=job.cancel_event)
+                         on_progress=on_progress, cancel_event=job.cancel_event, on_preview=on_preview)
         t0 = time.perf_counter()
         log.info("job started", extra={"fields": {"job_id": job.id, "job": job.job, "tier": job.tier}})
         try:
@@ -185,7 +330,9 @@ class WorkerPool:
         meta = {"job": job.job, "tier": job.tier, "params": params, "components": job.components,
                 "created": job.created, "finished": time.time(), "seconds": elapsed}
         try:
-            self.store.put(job.id, meta, artifacts)
+            self.store.put(job.id, meta, artifacts,
+                           request_file=self.journal.request_path(job.id) if self.journal else None)
+            self.store.evict(keep=(job.id,))   # past the cap: the least recently used go, never this one
         except OSError as exc:  # the result still goes to the clients; say it was not kept
             log.error("result not stored", extra={"fields": {"job_id": job.id, "error": str(exc)}})
         log.info("job done", extra={"fields": {"job_id": job.id, "seconds": round(elapsed, 3)}})

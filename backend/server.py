@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 
@@ -24,9 +24,9 @@ from avatarforge.protocol.codec import answerable_id
 from . import __version__
 from .config import BackendConfig
 from .core.components import registered, used_components
-from .jobs import WAKE_ADDRESS, Job, JobEvent, WorkerPool
+from .jobs import WAKE_ADDRESS, Job, JobEvent, Journal, SideThread, WorkerPool
 from .pipelines import Pipeline, load_pipelines
-from .store import ResultStore, request_key
+from .store import DamagedEntry, ResultStore, StoredRequest, request_key
 
 log = logging.getLogger("avatarforge.server")
 MAX_JOBS_IN_MEMORY = 1000
@@ -43,7 +43,8 @@ class Server:
         self.pipelines = pipelines if pipelines is not None else load_pipelines(config.plugins)
         self.limits = Limits(max_total_bytes=config.max_message_bytes,
                              max_header_bytes=min(16 * 1024 ** 2, config.max_message_bytes))
-        self.store = ResultStore(config.store_dir)
+        self.store = ResultStore(config.store_dir, max_bytes=config.store_max_bytes)
+        self.journal = Journal(self.store.root / "journal")
         self.session = uuid.uuid4().hex
         self.jobs: dict[str, Job] = {}
         # Jobs not finished, kept apart from `jobs` so a job's place in the queue is
@@ -51,7 +52,8 @@ class Server:
         self.waiting: dict[str, Job] = {}   # submission order = the workers' queue order
         self.running: dict[str, Job] = {}
         self._next_keepalive = 0.0
-        self.events: "queue.SimpleQueue[JobEvent]" = queue.SimpleQueue()
+        # Worker events, and continuations the side threads hand back (callables).
+        self.events: "queue.SimpleQueue[JobEvent | Callable[[], None]]" = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ctx = zmq.Context()
         self.sock = self._ctx.socket(zmq.ROUTER)
@@ -61,7 +63,11 @@ class Server:
         self.sock.setsockopt(zmq.SNDHWM, 10000)
         self.wake = self._ctx.socket(zmq.PULL)
         self.wake.bind(WAKE_ADDRESS)
-        self.workers = WorkerPool(self._ctx, config, self.pipelines, self.store, self.events)
+        self.workers = WorkerPool(self._ctx, config, self.pipelines, self.store, self.events, self.journal)
+        # Disk work off the socket thread: reading and checking stored results; journaling
+        # accepted jobs (a large upload takes a while to write) and their ends, in order.
+        self.reader = SideThread(self._ctx, "store-reader", self.events)
+        self.journal_writer = SideThread(self._ctx, "journal", self.events)
         self.endpoint = ""
         # Describing a pipeline may import its model libraries (torch...), and an
         # identity reads its files once per version of them (weights, a motion
@@ -71,6 +77,7 @@ class Server:
         for component in registered():
             if component.available(config).available:
                 component.identity(config)
+        self.recover_jobs()
 
     def describe_pipelines(self) -> dict[str, Any]:
         """Each pipeline with its tiers and their components, as `welcome` lists them
@@ -94,6 +101,9 @@ class Server:
         if not self.endpoint:
             self.bind()
         self.workers.start()
+        self.reader.start()
+        self.journal_writer.start()
+        self.reader.submit(self.store.evict)   # a store over a lowered cap shrinks now, not at the next result
         log.info("serving", extra={"fields": {
             "endpoint": self.endpoint, "store": str(self.store.root), "device": self.config.device,
             "pipelines": sorted(self.pipelines), "pid": os.getpid(), "version": __version__}})
@@ -118,7 +128,12 @@ class Server:
                         self._handle(frames)
         finally:
             log.info("shutting down", extra={"fields": {"running": sorted(self.workers.running)}})
+            for job in list(self.waiting.values()):   # not started: the workers skip them, a restart runs them
+                job.cancel_event.set()
+                self._finish(job, "cancelled", error=self._shutdown_error(), journal_end=False)
             self.workers.stop()
+            self.reader.stop()
+            self.journal_writer.stop()
             self._drain_events()
             self.sock.close(linger=1000)   # let the last answers (shutdown cancels) go out
             self.wake.close(0)
@@ -165,25 +180,15 @@ class Server:
         params = pipeline.normalise(dict(msg.get("params") or {}), self.config)
         tier = pipeline.choose_tier(msg.get("tier"), params, self.config)
         used = used_components(pipeline.components(tier, params, self.config), self.config)
-        key = request_key(name, tier.name, params, used)
+        request = StoredRequest(name, tier.name, params, used)
+        key = request.key()
         job = self.jobs.get(key)
-        if job is not None and job.state in ("queued", "running", "done"):
+        if job is not None and job.state in ("queued", "running"):
             self._attach(peer, job, re=msg["id"])
-            return
-        if self.store.has(key):
-            self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=True, state="done"))
-            self._send_stored_result(peer, key)
-            return
-        job = Job(id=key, job=name, tier=tier.name, params=params, components=used,
-                  seed=int(params.get("seed") or 0))
-        job.subscribers.add(peer)
-        self._remember(job)
-        self._send(peer, make("accepted", re=msg["id"], job_id=key, job=name, cached=False, state="queued"))
-        job.last_sent = time.monotonic()
-        self.waiting[job.id] = job
-        self.workers.queue.put(job)
-        self._tell_place(job, len(self.waiting) - 1)
-        log.info("job queued", extra={"fields": {"job_id": key, "job": name, "tier": tier.name}})
+        elif (job is not None and job.state == "done") or self.store.has(key):
+            self._serve_stored(peer, msg["id"], key, "submit", request)
+        else:
+            self._accept(request, peer, msg["id"])
 
     def _on_fetch(self, peer: bytes, msg: dict[str, Any]) -> None:
         job_id = msg["job_id"]
@@ -191,7 +196,7 @@ class Server:
         if job is not None and job.state in ("queued", "running"):
             self._attach(peer, job, re=msg["id"])
         elif self._is_stored(job_id):
-            self._send_stored_result(peer, job_id)
+            self._serve_stored(peer, msg["id"], job_id, "fetch")
         elif job is not None and job.error:
             self._send(peer, make("error", re=msg["id"], job_id=job_id, **job.error))
         else:
@@ -214,10 +219,12 @@ class Server:
 
     def _on_status(self, peer: bytes, msg: dict[str, Any]) -> None:
         job = self.jobs.get(msg["job_id"])
-        if job is not None:
+        if job is not None and job.state != "done":
             self._send(peer, make("state", re=msg["id"], **job.state_fields()))
-        elif self._is_stored(msg["job_id"]):
-            self._send(peer, make("state", re=msg["id"], **self._stored_state(msg["job_id"])))
+        elif self._is_stored(msg["job_id"]):   # "done" only once its checksums are checked
+            self._serve_stored(peer, msg["id"], msg["job_id"], "status")
+        elif job is not None:
+            self._send(peer, make("state", re=msg["id"], **job.state_fields()))
         else:
             raise self._unknown_job(msg["job_id"])
 
@@ -231,14 +238,174 @@ class Server:
 
     # -- jobs ---------------------------------------------------------------
     def _attach(self, peer: bytes, job: Job, re: str) -> None:
-        if job.state == "done":
-            self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=True, state="done"))
-            self._send_stored_result(peer, job.id)
+        """Make `peer` a subscriber of an unfinished job: accepted, then where it stands."""
+        if not job.journaled:
+            job.accepts.append((peer, re))   # answered once it is on disk (_journaled)
             return
         job.subscribers.add(peer)
         self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=False, state=job.state))
         # Running: how far it got; queued: its place in the queue.
         self._send(peer, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
+
+    def _accept(self, request: StoredRequest, peer: bytes | None, re: str | None) -> Job:
+        """A new job: journaled by the journal thread, which then queues it; `peer` is
+        told "accepted" once it is on disk, so an accepted job survives a crash."""
+        key = request.key()
+        job = Job(id=key, job=request.job, tier=request.tier, params=request.params, components=request.components,
+                  seed=int(request.params.get("seed") or 0))
+        if peer is not None and re is not None:
+            job.accepts.append((peer, re))
+        self._remember(job)
+        self.waiting[job.id] = job
+        writer = self.journal_writer
+
+        def journal_then_queue() -> None:
+            params = job.params   # before the cancel check, as the workers read them
+            if not job.cancel_event.is_set():
+                try:
+                    self.journal.accept(job.id, StoredRequest(job.job, job.tier, params, job.components))
+                except Exception as exc:   # a full disk: run it all the same, only a crash would lose it
+                    log.error("job not journaled", extra={"fields": {"job_id": job.id,
+                                                                     "error": f"{type(exc).__name__}: {exc}"}})
+            writer.post(lambda: self._journaled(job))
+            self.workers.queue.put(job)   # after the post: "accepted" reaches the loop before "started"
+
+        writer.submit(journal_then_queue)
+        log.info("job queued", extra={"fields": {"job_id": key, "job": request.job, "tier": request.tier}})
+        return job
+
+    def _journaled(self, job: Job) -> None:
+        job.journaled = True
+        accepts, job.accepts = job.accepts, []
+        for peer, re in accepts:
+            self._send(peer, make("accepted", re=re, job_id=job.id, job=job.job, cached=False,
+                                  state=job.state if job.state in ("queued", "running") else "queued"))
+            if job.finished:   # cancelled while it was being journaled
+                self._send(peer, make("error", job_id=job.id, **(job.error or {})))
+        self._queue_moved()   # its place, to the clients already told
+        for peer, re in accepts:
+            if not job.finished:
+                job.subscribers.add(peer)
+                if job.stage != "queued":   # a place in the queue ("queued" alone: a worker is free for it)
+                    self._send(peer, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
+        job.last_sent = time.monotonic()
+
+    def _serve_stored(self, peer: bytes, re: str, key: str, purpose: str,
+                      request: StoredRequest | None = None) -> None:
+        """Answer from the store once the reader thread has checked the entry:
+        `purpose` submit (accepted + result), fetch (result) or status (state).
+        A damaged entry is quarantined and recomputed from `request` (the submit's)
+        or the request kept beside it."""
+        reader = self.reader
+
+        def read() -> None:
+            outcome: Any
+            try:
+                if purpose == "status":
+                    outcome = self.store.check(key)
+                else:
+                    stored = self.store.get(key)
+                    # Encoded here, off the socket thread; the entry may be evicted once it is in memory.
+                    outcome = None if stored is None else encode(make(
+                        "result", job_id=key, artifacts=stored.artifacts, cached=True))
+            except DamagedEntry as damage:
+                outcome = damage
+            except Exception as exc:   # a disk error, or a bug: the client still hears about it
+                log.exception("stored result not read", extra={"fields": {"job_id": key}})
+                outcome = ProtocolError(ErrorCode.INTERNAL, f"the backend could not read the stored result of "
+                                        f"job {key}: {type(exc).__name__}: {exc}")
+            reader.post(lambda: self._stored_read(peer, re, key, purpose, outcome, request))
+
+        reader.submit(read)
+
+    def _stored_read(self, peer: bytes, re: str, key: str, purpose: str, outcome: Any,
+                     request: StoredRequest | None) -> None:
+        job = self.jobs.get(key)
+        if job is not None and job.state in ("queued", "running"):   # already being recomputed
+            if purpose == "status":
+                self._send(peer, make("state", re=re, **job.state_fields()))
+            else:
+                self._attach(peer, job, re)
+            return
+        if isinstance(outcome, ProtocolError):
+            self._send(peer, make_error(outcome, re=re, job_id=key))
+            return
+        if isinstance(outcome, dict):                     # status: whole
+            self._send(peer, make("state", re=re, **self._stored_state(key, outcome)))
+            return
+        if isinstance(outcome, list):                     # frames of the result
+            if purpose == "submit":
+                assert request is not None
+                self._send(peer, make("accepted", re=re, job_id=key, job=request.job, cached=True, state="done"))
+            self._send_frames(peer, outcome)
+            return
+        damage = outcome if isinstance(outcome, DamagedEntry) else None
+        request = request or (damage.request if damage else None)
+        refusal = self._rerun_refusal(request, key) if request is not None else None
+        if request is not None and refusal is None:
+            job = self._accept(request, None if purpose == "status" else peer, re)
+            if purpose == "status":
+                self._send(peer, make("state", re=re, **job.state_fields()))
+            return
+        if damage is None:                                 # evicted between the check and the read
+            error = self._unknown_job(key)
+        else:
+            why = refusal.message if refusal else "the request was not kept with it"
+            error = ProtocolError(ErrorCode.NOT_FOUND,
+                                  f"the stored result of job {key} was damaged ({damage.reason}) and has been "
+                                  f"quarantined; it cannot be recomputed here: {why}. Submit the request again",
+                                  field="job_id", reason="damaged")
+        self._send(peer, make_error(error, re=re, job_id=key))
+
+    def _rerun_refusal(self, request: StoredRequest, key: str) -> ProtocolError | None:
+        """Why `request` cannot run again here under `key`, or None when it can: its
+        pipeline or tier is gone, or a component changed (a new key, another result)."""
+        pipeline = self.pipelines.get(request.job)
+        if pipeline is None:
+            return ProtocolError(ErrorCode.UNSUPPORTED, f"this backend no longer serves '{request.job}'")
+        try:
+            tier = pipeline.choose_tier(request.tier, {}, self.config)
+            used = used_components(pipeline.components(tier, request.params, self.config), self.config)
+        except ProtocolError as exc:
+            return exc
+        if request_key(request.job, tier.name, request.params, used) != key:
+            return ProtocolError(ErrorCode.NOT_FOUND, "the backend's components changed since it was accepted, "
+                                 "so the same request now has another job id")
+        return None
+
+    def recover_jobs(self) -> None:
+        """Re-queue the jobs a killed backend had accepted and not finished (the
+        journal), under their job ids; those that cannot run again are kept as
+        failed, with the reason, for a client that re-attaches."""
+        for record in self.journal.unfinished():
+            key = record["id"]
+            if self._is_stored(key):   # finished as the backend died
+                self.journal.end(key)
+                continue
+            try:
+                request = self.journal.request(key)
+                refusal = self._rerun_refusal(request, key)
+            except ValueError as exc:
+                request, refusal = None, ProtocolError(ErrorCode.NOT_FOUND, str(exc))
+            if request is not None and refusal is None:
+                job = Job(id=key, job=request.job, tier=request.tier, params=request.params,
+                          components=request.components, seed=int(request.params.get("seed") or 0), journaled=True)
+                job.created = float(record.get("t") or job.created)
+                self._remember(job)
+                self.waiting[key] = job
+                self.workers.queue.put(job)
+                log.info("job recovered", extra={"fields": {"job_id": key, "job": request.job}})
+                continue
+            assert refusal is not None
+            job = Job(id=key, job=str(record.get("job")), tier=str(record.get("tier")), params={}, components={})
+            job.end("failed")
+            job.error = ProtocolError(
+                refusal.code, f"the backend stopped while job {key} was queued or running, and it cannot run "
+                f"again: {refusal.message}. Submit the request again", reason="restart").to_fields()
+            job.stage = "failed"
+            self._remember(job)
+            self.journal.end(key)
+            log.warning("job not recovered", extra={"fields": {"job_id": key, "reason": refusal.message}})
 
     def _remember(self, job: Job) -> None:
         self.jobs[job.id] = job
@@ -254,6 +421,12 @@ class Server:
                 event = self.events.get_nowait()
             except queue.Empty:
                 return
+            if callable(event):   # a side thread's continuation
+                try:
+                    event()
+                except Exception:  # a bug there must not stop the server
+                    log.exception("continuation crashed")
+                continue
             job = self.jobs.get(event.job_id)
             if job is None:
                 continue
@@ -261,14 +434,13 @@ class Server:
                 self._started(job)
             elif event.kind == "progress":
                 job.state, job.fraction, job.stage = "running", event.fraction, event.stage
-                self._broadcast(job, make("progress", job_id=job.id, fraction=event.fraction, stage=event.stage))
+                extra = {"message": event.message} if event.message else {}
+                self._broadcast(job, make("progress", job_id=job.id, fraction=event.fraction, stage=event.stage,
+                                          **extra))
             elif event.kind == "done":
                 self._finish(job, "done", artifacts=event.artifacts)
             elif event.kind == "cancelled" and self._stop.is_set():
-                # Not the user's cancel: say so, so a client can submit it again later.
-                self._finish(job, "cancelled", error=ProtocolError(
-                    ErrorCode.CANCELLED, "the backend shut down while this job ran; submit it again once "
-                    "the backend is back", reason="shutdown"))
+                self._finish(job, "cancelled", error=self._shutdown_error(), journal_end=False)
             elif event.kind == "cancelled":
                 self._finish(job, "cancelled", error=ProtocolError(ErrorCode.CANCELLED, "cancelled while running",
                                                                    reason="user"))
@@ -313,8 +485,15 @@ class Server:
             if job.subscribers and now - job.last_sent >= KEEPALIVE_S:
                 self._broadcast(job, make("progress", job_id=job.id, fraction=job.fraction, stage=job.stage))
 
+    @staticmethod
+    def _shutdown_error() -> ProtocolError:
+        # Not the user's cancel: say so. The job stays journaled and runs again at the next start.
+        return ProtocolError(ErrorCode.CANCELLED, "the backend shut down before this job finished; it runs again "
+                             "when the backend restarts on the same store (fetch it then), or submit it again",
+                             reason="shutdown")
+
     def _finish(self, job: Job, state: str, artifacts: list[dict[str, Any]] | None = None,
-                error: ProtocolError | None = None) -> None:
+                error: ProtocolError | None = None, journal_end: bool = True) -> None:
         left_queue = self.waiting.pop(job.id, None) is not None or self.running.pop(job.id, None) is not None
         job.end(state)
         if state == "done":
@@ -325,6 +504,8 @@ class Server:
             job.error, job.stage = error.to_fields(), state
             self._broadcast(job, make_error(error, job_id=job.id))
         job.subscribers.clear()
+        if journal_end:
+            self.journal_writer.submit(lambda: self.journal.end(job.id))
         if left_queue:
             self._queue_moved()
 
@@ -344,12 +525,6 @@ class Server:
             frames = encode(msg)   # encode once, send to each subscriber
             for peer in list(job.subscribers):
                 self._send_frames(peer, frames)
-
-    def _send_stored_result(self, peer: bytes, key: str) -> None:
-        stored = self.store.get(key)
-        if stored is None:
-            raise self._unknown_job(key)
-        self._send(peer, make("result", job_id=key, artifacts=stored.artifacts, cached=True))
 
     def _is_stored(self, job_id: str) -> bool:
         try:

@@ -6,6 +6,8 @@
     rig, mesh = af.generate_avatar("a tall muscular woman, anime style", seed=2)
     motion = af.animate(rig, "waves hello, then jumps", seconds=4, fps=30)
     motion = af.import_motion("/path/clip.bvh", rig=rig)     # the file's bytes go to the backend
+    take = af.motion_from_video("/path/dance.mp4", rig=rig)  # take.action, take.camera_object, take.gaps
+    af.export_motion(rig, "/out/dance.fbx", preset="unity")  # or "unreal", "blender"; .glb for glTF
 
     job = af.submit("body", af.body_params(phenotypes={"muscle": 0.9}))
     job.cancel()              # from anywhere on the same thread
@@ -30,10 +32,12 @@ from typing import Any, Callable
 
 import bpy
 
-from . import importers, rig_description
+from . import exporters, importers, rig_description
+from .exporters import ExportedMotion, ExportFailed
 from .importers import ImportFailed
 from .protocol import ErrorCode, ProtocolError
 from .protocol.client import BackendUnavailable, Client
+from .protocol.limits import VIDEO_SUFFIXES
 from .settings import Settings, current_settings
 
 # Anny's macro phenotypes the panel shows, in [0, 1] (DESIGN §6: gender 0 male,
@@ -159,19 +163,22 @@ def run(job: str, params: dict[str, Any] | None = None, tier: str | None = None,
 
 
 def import_artifacts(artifacts: list[Any], context: Any = None, name: str | None = None,
-                     job_id: str | None = None, target: Any = None) -> list[Any]:
+                     job_id: str | None = None, target: Any = None, **options: Any) -> list[Any]:
     """Build artifacts in the scene (e.g. an ImportedAvatar per RiggedAvatar,
-    an ImportedMotion per Motion, keyed onto `target` when given)."""
-    return importers.import_artifacts(artifacts, context or bpy.context, job_id=job_id, name=name, target=target)
+    an ImportedMotion per Motion, keyed onto `target` when given, an
+    ImportedCamera per Camera). `options` go to the importers that take them
+    (a camera's video_path, reference, set_render)."""
+    return importers.import_artifacts(artifacts, context or bpy.context, job_id=job_id, name=name, target=target,
+                                      **options)
 
 
 def generate(job: str, params: dict[str, Any] | None = None, tier: str | None = None, name: str | None = None,
              context: Any = None, on_progress: ProgressFn | None = None, address: str | None = None,
-             timeout_s: float | None = None, target: Any = None) -> list[Any]:
+             timeout_s: float | None = None, target: Any = None, **options: Any) -> list[Any]:
     """Run any job and import what it returns; returns what the importers built.
-    `target`: the armature a motion result is keyed onto."""
+    `target`: the armature a motion result is keyed onto; `options`: importer options."""
     job_id, artifacts = run(job, params, tier, on_progress, address, timeout_s)
-    return import_artifacts(artifacts, context, name, job_id, target)
+    return import_artifacts(artifacts, context, name, job_id, target, **options)
 
 
 def generate_body(phenotypes: dict[str, float] | None = None, model: str = "anny", name: str | None = None,
@@ -301,6 +308,134 @@ def import_motion(path: str, rig: Any = None, fps: float | None = None, scale: f
     return _one(built, importers.motion.ImportedMotion, "motion_import")
 
 
+def video_file_params(path: str, fps: float | None = None, focal_mm: float | None = None,
+                      start: float | None = None, end: float | None = None) -> dict[str, Any]:
+    """The `video_motion` params for a video file: its bytes travel with the
+    request (the backend may run on another machine; it bounds their size)."""
+    path = bpy.path.abspath(path)
+    name = os.path.basename(path)
+    if os.path.splitext(path)[1].lower() not in VIDEO_SUFFIXES:
+        raise ImportFailed(f"{name or path!r}: choose a video file ({', '.join(VIDEO_SUFFIXES)})")
+    try:
+        size = os.path.getsize(path)
+        if size > VIDEO_MAX_BYTES:
+            raise ImportFailed(f"{name}: {size / 2 ** 30:.2f} GiB; the backend takes at most "
+                               f"{VIDEO_MAX_BYTES / 2 ** 30:.0f} GiB per video: trim or re-encode it")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ImportFailed(f"cannot read the video {path}: {exc.strerror}") from None
+    params: dict[str, Any] = {"data": data, "filename": name}
+    for key, value in (("fps", fps), ("focal_mm", focal_mm), ("start", start), ("end", end)):
+        if value is not None:
+            params[key] = float(value)
+    return params
+
+
+@dataclass
+class VideoTake:
+    """What motion_from_video built: the motion on its rig, the camera with the
+    footage behind it, and what the solve reported."""
+    motion: Any                      # importers.motion.ImportedMotion
+    camera: Any                      # importers.camera.ImportedCamera
+    video: dict[str, Any]            # Motion.params["video"]: fps, frames, start, gaps, people_max, stopped, ...
+
+    @property
+    def rig(self) -> bpy.types.Object:
+        return self.motion.rig
+
+    @property
+    def action(self) -> bpy.types.Action:
+        return self.motion.action
+
+    @property
+    def camera_object(self) -> bpy.types.Object:
+        return self.camera.camera
+
+    @property
+    def gaps(self) -> list[list[int]]:
+        """Output frame ranges [first, last] (0-based) the solve filled where nobody was seen."""
+        return [list(g) for g in self.video.get("gaps") or []]
+
+    @property
+    def people_max(self) -> int:
+        return int(self.video.get("people_max") or 0)
+
+    @property
+    def stopped(self) -> str | None:
+        return self.video.get("stopped") or None
+
+    def report(self) -> list[str]:
+        """Sentences for the user: gaps filled, several people, where it stopped, notes."""
+        return video_report(self.video, [self.motion, self.camera])
+
+
+def video_of(built: list[Any]) -> dict[str, Any]:
+    """Motion.params["video"] of the motion among `built` (read back from its Action's stamp)."""
+    for b in built:
+        action = getattr(b, "action", None)
+        if action is not None:
+            video = (importers.common.read_stamp(action, "params") or {}).get("video")
+            if isinstance(video, dict):
+                return video
+    return {}
+
+
+def video_report(video: dict[str, Any], built: list[Any]) -> list[str]:
+    """What the user should know about a video take, one sentence each."""
+    out = []
+    start = float(video.get("start") or 0.0)
+    gaps = video.get("gaps") or []
+    if gaps:
+        first = importers.motion.START_FRAME        # output frame 0 is this scene frame
+        frames = sum(int(b) - int(a) + 1 for a, b in gaps)
+        ranges = ", ".join(f"{int(a) + first}-{int(b) + first}" if a != b else f"{int(a) + first}"
+                           for a, b in gaps[:8])
+        more = f" and {len(gaps) - 8} more" if len(gaps) > 8 else ""
+        out.append(f"no person seen in {frames} frame(s), filled: scene frames {ranges}{more}")
+    if int(video.get("people_max") or 0) > 1:
+        out.append(f"up to {int(video['people_max'])} people in view: the largest one was captured")
+    if video.get("stopped"):
+        out.append(f"stopped early: {video['stopped']}")
+    if start > 0:
+        out.append(f"the motion starts {start:g} s into the video")
+    out += [n for n in (getattr(b, "notes", "") for b in built) if n]
+    return out
+
+
+def motion_from_video(path: str, rig: Any = None, fps: float | None = None, focal_mm: float | None = None,
+                      start: float | None = None, end: float | None = None, preset: str = "auto",
+                      bone_map: dict[str, str] | str | None = None, reference: str = "background",
+                      name: str | None = None, context: Any = None, on_progress: ProgressFn | None = None,
+                      address: str | None = None, timeout_s: float | None = None) -> VideoTake:
+    """Capture the motion of the person in a video (the `video_motion` job) onto
+    `rig` (an armature, or None for a new SMPL-24 one); the solved camera comes
+    with the footage as `reference` ("background", "plane" or "none"). Blocks
+    until done (background mode, scripts). `fps`: the motion's rate (default
+    the video's); `focal_mm`: 35 mm-equivalent (default the file's, else a
+    default); `start`/`end`: the part of the clip, in seconds."""
+    params = video_file_params(path, fps, focal_mm, start, end)
+    target = motion_target(rig, preset, bone_map)
+    if target is not None:
+        params["target"] = target
+    if name:
+        params["name"] = name
+    built = generate("video_motion", params, name=name or os.path.splitext(params["filename"])[0] or "Take",
+                     context=context, on_progress=on_progress, address=address, timeout_s=timeout_s, target=rig,
+                     video_path=bpy.path.abspath(path), reference=reference)
+    motion = _one(built, importers.motion.ImportedMotion, "video_motion")
+    camera = _one(built, importers.camera.ImportedCamera, "video_motion")
+    return VideoTake(motion, camera, video_of(built))
+
+
+def export_motion(rig: Any, path: str, preset: str = exporters.DEFAULT_PRESET, with_mesh: bool = True,
+                  context: Any = None) -> ExportedMotion:
+    """Write `rig`'s motion to `path`: .fbx through Blender's FBX exporter with
+    `preset`'s settings ("unity", "unreal", "blender"), or .glb through the glTF
+    exporter; with the meshes the rig deforms unless `with_mesh` is False."""
+    return exporters.export_motion(rig, bpy.path.abspath(path), preset, with_mesh, context)
+
+
 _last_printed: list[str] = [""]
 
 
@@ -313,7 +448,8 @@ def print_progress(fraction: float, stage: str) -> None:
         print(line, file=sys.stdout, flush=True)
 
 
-__all__ = ["BackendUnavailable", "ErrorCode", "ImportFailed", "Job", "MAIN_PHENOTYPES", "ProtocolError",
-           "animate", "body_params", "client", "close", "connect", "generate", "generate_avatar", "generate_body",
-           "import_artifacts", "import_motion", "motion_file_params", "motion_target", "print_progress",
-           "read_params", "run", "submit", "text_avatar_params"]
+__all__ = ["BackendUnavailable", "ErrorCode", "ExportFailed", "ExportedMotion", "ImportFailed", "Job",
+           "MAIN_PHENOTYPES", "ProtocolError", "VideoTake", "animate", "body_params", "client", "close", "connect",
+           "export_motion", "generate", "generate_avatar", "generate_body", "import_artifacts", "import_motion",
+           "motion_file_params", "motion_from_video", "motion_target", "print_progress", "read_params", "run",
+           "submit", "text_avatar_params", "video_file_params", "video_report"]

@@ -315,7 +315,8 @@ class BackendLink:
         except ProtocolError as exc:
             self._emit("cancel_failed", job_id=job_id, message=exc.message)
             return
-        self._emit("job_state", job_id=job_id, **{k: v for k, v in state.items() if k not in ("v", "id", "re", "type")})
+        self._emit("job_state", job_id=job_id,
+                   **{k: v for k, v in state.items() if k not in ("v", "id", "re", "type", "job_id")})
 
     def _forward(self, client: Client, msg: dict[str, Any]) -> None:
         """A backend job event, passed to the main thread."""

@@ -42,6 +42,7 @@ class JobRecord:
     finished: float | None = None
     artifacts: list[Any] = field(default_factory=list)   # kept until imported
     imported: list[str] = field(default_factory=list)    # names of the objects built
+    options: dict[str, Any] = field(default_factory=dict)  # importer options (e.g. a camera's video_path)
 
     @property
     def active(self) -> bool:
@@ -107,12 +108,17 @@ class JobTable:
     # -- jobs -------------------------------------------------------------------
     def submit(self, job: str, params: dict[str, Any], name: str, scene: bpy.types.Scene,
                tier: str | None = None, settings: Settings | None = None,
-               target: bpy.types.Object | None = None) -> JobRecord:
+               target: bpy.types.Object | None = None, options: dict[str, Any] | None = None) -> JobRecord:
         """`target`: the rig a motion result is applied to (kept by name: the
-        object may be gone when the result arrives, and the import says so)."""
+        object may be gone when the result arrives, and the import says so).
+        `options`: what the importers take besides (importers.import_artifacts).
+        The record keeps the params without their file bytes (a video can be GBs)."""
         link = self.ensure_link(settings)
         local_id = link.submit(job, params, tier)
-        record = JobRecord(local_id, job, dict(params), name, scene.name, target=target.name if target else "")
+        kept = {k: (f"<{len(v)} bytes>" if isinstance(v, (bytes, bytearray, memoryview)) else v)
+                for k, v in params.items()}
+        record = JobRecord(local_id, job, kept, name, scene.name, target=target.name if target else "",
+                           options=dict(options or {}))
         self.records[local_id] = record
         self._changed()
         return record
@@ -201,7 +207,8 @@ class JobTable:
         """Build the record's artifacts in its scene; keeps them for a retry if that fails."""
         scene = bpy.data.scenes.get(record.scene_name) or bpy.context.scene
         try:
-            built = import_in_scene(record.artifacts, scene, record.job_id, record.name, target_object(record))
+            built = import_in_scene(record.artifacts, scene, record.job_id, record.name, target_object(record),
+                                    **record.options)
         except importers.ImportFailed as exc:
             # Keep the artifacts: the panel offers to import them again.
             self._finish(record, "failed", f"the result arrived but could not be imported: {exc}")
@@ -244,7 +251,7 @@ def target_object(record: JobRecord) -> bpy.types.Object | None:
 
 
 def import_in_scene(artifacts: list[Any], scene: bpy.types.Scene, job_id: str | None, name: str,
-                    target: bpy.types.Object | None = None) -> list[Any]:
+                    target: bpy.types.Object | None = None, **options: Any) -> list[Any]:
     """Import into `scene` from anywhere on the main thread (an operator, a
     timer without a window, background mode)."""
     view_layer = scene.view_layers[0]
@@ -253,11 +260,11 @@ def import_in_scene(artifacts: list[Any], scene: bpy.types.Scene, job_id: str | 
         view_layer = window.view_layer
         with bpy.context.temp_override(window=window):
             built = importers.import_artifacts(artifacts, SimpleNamespace(scene=scene, view_layer=view_layer),
-                                               job_id=job_id, name=name, target=target)
+                                               job_id=job_id, name=name, target=target, **options)
             _undo_push(f"AvatarForge: {name}")
             return built
     return importers.import_artifacts(artifacts, SimpleNamespace(scene=scene, view_layer=view_layer),
-                                      job_id=job_id, name=name, target=target)
+                                      job_id=job_id, name=name, target=target, **options)
 
 
 def _undo_push(message: str) -> None:

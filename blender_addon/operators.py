@@ -1,5 +1,6 @@
 """Operators: connect, start a local backend, generate (body, from a
-description), animate (from a prompt, from a .bvh/.npz file), cancel.
+description), animate (from a prompt, from a .bvh/.npz file, from a video),
+export a motion (FBX/glTF), cancel.
 
 Generate runs one of two ways:
 - in the UI, asynchronously: the job goes to the link thread and the result
@@ -17,7 +18,7 @@ from typing import Any
 
 import bpy
 
-from . import api, backend_process, connection, properties
+from . import api, backend_process, connection, exporters, properties
 from .importers import ImportFailed
 from .importers.rigged_avatar import ImportedAvatar
 from .jobs import TABLE, JobRecord
@@ -41,24 +42,27 @@ def _blocking(op: bpy.types.Operator) -> bool:
 
 
 def run_job(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
-            tier: str | None, name: str, target: bpy.types.Object | None = None) -> set[str]:
-    """Shared body of the generate operators. `target`: the rig a motion goes onto."""
+            tier: str | None, name: str, target: bpy.types.Object | None = None,
+            options: dict[str, Any] | None = None) -> set[str]:
+    """Shared body of the generate operators. `target`: the rig a motion goes
+    onto; `options`: importer options (a camera's video_path, reference)."""
     LAST_ERROR["message"] = ""
     if _blocking(op):
-        return _run_blocking(op, context, job, params, tier, name, target)
+        return _run_blocking(op, context, job, params, tier, name, target, options)
     state = TABLE.state
     if state in (connection.UNREACHABLE, connection.INCOMPATIBLE) and TABLE.link is not None:
         return _fail(op, f"Not submitted: {TABLE.link.message}")
-    record = TABLE.submit(job, params, name, context.scene, tier, target=target)
+    record = TABLE.submit(job, params, name, context.scene, tier, target=target, options=options)
     op.report({"INFO"}, f"AvatarForge: {record.label} submitted; progress in the AvatarForge panel")
     return {"FINISHED"}
 
 
 def _run_blocking(op: bpy.types.Operator, context: bpy.types.Context, job: str, params: dict[str, Any],
-                  tier: str | None, name: str, target: bpy.types.Object | None = None) -> set[str]:
+                  tier: str | None, name: str, target: bpy.types.Object | None = None,
+                  options: dict[str, Any] | None = None) -> set[str]:
     try:
         built = api.generate(job, params, tier, name=name, context=context, on_progress=api.print_progress,
-                             target=target)
+                             target=target, **(options or {}))
     except api.BackendUnavailable as exc:
         return _fail(op, f"AvatarForge backend unavailable: {exc.message}")
     except ProtocolError as exc:
@@ -68,10 +72,18 @@ def _run_blocking(op: bpy.types.Operator, context: bpy.types.Context, job: str, 
     after_import(job, context.scene, built)
     objects = [o.name for b in built for o in getattr(b, "objects", ())]
     op.report({"INFO"}, f"AvatarForge: created {', '.join(objects) or 'nothing'}")
-    for note in (getattr(b, "notes", "") for b in built):
-        if note:
-            op.report({"WARNING"}, f"AvatarForge: {note}")
+    notes = result_notes(job, built)
+    for note in notes:
+        op.report({"WARNING"}, f"AvatarForge: {note}")
     return {"FINISHED"}
+
+
+def result_notes(job: str, built: list[Any]) -> list[str]:
+    """What the user should know about a result: the importers' notes, and for
+    a video take the gaps filled, people in view and where it stopped."""
+    if job == "video_motion":
+        return api.video_report(api.video_of(built), built)
+    return [n for n in (getattr(b, "notes", "") for b in built) if n]
 
 
 def after_import(job: str, scene: bpy.types.Scene, built: list[Any]) -> None:
@@ -88,6 +100,8 @@ def _on_imported(record: JobRecord, built: list[Any]) -> None:
     scene = bpy.data.scenes.get(record.scene_name)
     if scene is not None:
         after_import(record.job, scene, built)
+    if record.job == "video_motion":      # the panel shows the take's report with the job
+        record.message = "; ".join(result_notes(record.job, built))
 
 
 def motion_rig(context: bpy.types.Context) -> bpy.types.Object | None:
@@ -188,6 +202,72 @@ class AVATARFORGE_OT_import_motion(bpy.types.Operator):
             params["target"] = target
         name = os.path.splitext(params["filename"])[0] or "Motion"
         return run_job(self, context, "motion_import", params, None, name, rig)
+
+
+class AVATARFORGE_OT_motion_from_video(bpy.types.Operator):
+    """Capture the motion of the person in the video onto the target rig (or a new
+    SMPL-24 armature), with the solved camera and the footage behind it"""
+    bl_idname = "avatarforge.motion_from_video"
+    bl_label = "Capture Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                                       description="Empty: the panel's video")
+    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        path = self.filepath or s.video_path
+        if not path.strip():
+            return _fail(self, "Choose the video to capture first")
+        try:
+            rig = motion_rig(context)
+            params = api.video_file_params(path, **properties.video_params(s))
+            target = motion_target(context, rig)
+        except ImportFailed as exc:
+            return _fail(self, str(exc))
+        if target is not None:
+            params["target"] = target
+        name = os.path.splitext(params["filename"])[0] or "Take"
+        options = {"video_path": bpy.path.abspath(path), "reference": s.video_reference}
+        return run_job(self, context, "video_motion", params, None, name, rig, options)
+
+
+class AVATARFORGE_OT_export_motion(bpy.types.Operator):
+    """Export the target rig's motion (or the active armature's) to FBX or glTF,
+    set up for the chosen application"""
+    bl_idname = "avatarforge.export_motion"
+    bl_label = "Export Motion"
+
+    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: bpy.props.StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
+    check_existing: bpy.props.BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        try:
+            rig = motion_rig(context)
+        except ImportFailed as exc:
+            return _fail(self, str(exc))
+        if not self.filepath:
+            base = rig.name if rig is not None else "motion"
+            self.filepath = os.path.join(os.path.dirname(bpy.data.filepath) or os.path.expanduser("~"),
+                                         f"{base}_{context.scene.avatarforge.export_preset}.fbx")
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.avatarforge
+        try:
+            rig = motion_rig(context)
+            if rig is None:
+                return _fail(self, "Select the armature whose motion to export (or set the Target Rig)")
+            done = exporters.export_motion(rig, bpy.path.abspath(self.filepath), s.export_preset,
+                                           s.export_with_mesh, context)
+        except (ImportFailed, exporters.ExportFailed) as exc:
+            return _fail(self, str(exc))
+        self.report({"INFO"}, f"AvatarForge: {done.frames} frames of {rig.name} written to {done.path} "
+                              f"({done.format}, {done.preset})")
+        return {"FINISHED"}
 
 
 class AVATARFORGE_OT_generate_body(bpy.types.Operator):
@@ -376,7 +456,8 @@ def unregister() -> None:
 
 classes = (
     AVATARFORGE_OT_generate_body, AVATARFORGE_OT_generate_text_avatar, AVATARFORGE_OT_animate,
-    AVATARFORGE_OT_import_motion, AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job, AVATARFORGE_OT_import_result,
+    AVATARFORGE_OT_import_motion, AVATARFORGE_OT_motion_from_video, AVATARFORGE_OT_export_motion,
+    AVATARFORGE_OT_submit_job, AVATARFORGE_OT_cancel_job, AVATARFORGE_OT_import_result,
     AVATARFORGE_OT_clear_jobs, AVATARFORGE_OT_reset_phenotypes, AVATARFORGE_OT_connect,
     AVATARFORGE_OT_disconnect, AVATARFORGE_OT_start_backend, AVATARFORGE_OT_stop_backend,
 )

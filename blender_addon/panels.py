@@ -109,20 +109,58 @@ class AVATARFORGE_PT_motion(SidebarPanel, bpy.types.Panel):
         col.prop(s, "motion_seconds")
         col.prop(s, "motion_fps")
         col.prop(s, "motion_seed")
-        layout.prop(s, "motion_target")
-        try:
-            rig = operators.motion_rig(context)
-            layout.label(text=f"Animates: {rig.name}" if rig else "Animates: a new SMPL-24 armature",
-                         icon="OUTLINER_OB_ARMATURE")
-        except operators.ImportFailed as exc:
-            prefs.draw_wrapped(layout.column(align=True), str(exc), 40, icon="ERROR")
-        layout.prop(s, "motion_preset")
+        draw_rig_choice(layout, context)
         layout.prop(s, "motion_bone_map")
         row = layout.row()
         row.scale_y = 1.4
         row.operator("avatarforge.animate", icon="PLAY")
         layout.prop(s, "motion_file_fps")
         layout.operator("avatarforge.import_motion", icon="IMPORT")
+        layout.separator()
+        layout.prop(s, "export_preset")
+        layout.prop(s, "export_with_mesh")
+        layout.operator("avatarforge.export_motion", icon="EXPORT")
+
+
+def draw_rig_choice(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The Motion section's rig choice (shared by Motion from Video): field, what it animates, rig type."""
+    s = context.scene.avatarforge
+    layout.prop(s, "motion_target")
+    try:
+        rig = operators.motion_rig(context)
+        layout.label(text=f"Animates: {rig.name}" if rig else "Animates: a new SMPL-24 armature",
+                     icon="OUTLINER_OB_ARMATURE")
+    except operators.ImportFailed as exc:
+        prefs.draw_wrapped(layout.column(align=True), str(exc), 40, icon="ERROR")
+    layout.prop(s, "motion_preset")
+
+
+class AVATARFORGE_PT_video(SidebarPanel, bpy.types.Panel):
+    bl_label = "Motion from Video"
+    bl_idname = "AVATARFORGE_PT_video"
+    bl_parent_id = "AVATARFORGE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.avatarforge
+        layout.prop(s, "video_path", text="", icon="FILE_MOVIE")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        draw_rig_choice(layout, context)
+        col = layout.column(align=True)
+        col.prop(s, "video_fps")
+        col.prop(s, "video_focal_mm")
+        col = layout.column(align=True)
+        col.prop(s, "video_start")
+        col.prop(s, "video_end")
+        layout.prop(s, "video_reference")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.enabled = bool(s.video_path.strip())
+        row.operator("avatarforge.motion_from_video", icon="TRACKER")
+        running = [r for r in TABLE.active_records() if r.job == "video_motion"]
+        for record in running[:1]:           # progress and cancel right here (the Jobs list has them too)
+            draw_job(layout, record)
 
 
 def draw_job(layout: bpy.types.UILayout, record: JobRecord) -> None:
@@ -173,7 +211,7 @@ def draw_status_bar(self: bpy.types.Header, context: bpy.types.Context) -> None:
 
 
 classes = (AVATARFORGE_PT_main, AVATARFORGE_PT_body, AVATARFORGE_PT_describe, AVATARFORGE_PT_motion,
-           AVATARFORGE_PT_jobs)
+           AVATARFORGE_PT_video, AVATARFORGE_PT_jobs)
 
 
 def register() -> None:

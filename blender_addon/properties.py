@@ -1,6 +1,7 @@
 """Scene settings the panel edits: body model, phenotypes, seed, name; the
 prompt of "Describe the person"; the Motion section (prompt, duration, file,
-target rig and how its bones map)."""
+target rig and how its bones map, export preset); Motion from Video (the
+video file, rates, focal length, range, how the footage is shown)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,9 @@ from typing import Any
 
 import bpy
 
+from .exporters import DEFAULT_PRESET as DEFAULT_EXPORT_PRESET
+from .exporters import fbx as fbx_export
+from .importers.camera import REFERENCES as VIDEO_REFERENCES
 from .protocol.limits import AUTO_RIG_PRESET, MOTION_FPS, MOTION_SECONDS, RIG_PRESETS
 
 # (name, label, description, default). Anny phenotypes are in [0, 1]
@@ -53,6 +57,14 @@ _PRESET_WORDS = {
     "unreal": ("Unreal", "Unreal Engine's mannequin (pelvis, spine_01 ...)"),
 }
 TARGET_PRESETS = [(name, *_PRESET_WORDS[name]) for name in (AUTO_RIG_PRESET, *RIG_PRESETS)]
+EXPORT_PRESETS = [(name, name.capitalize(), fbx_export.DESCRIPTIONS[name]) for name in fbx_export.PRESETS]
+_REFERENCE_WORDS = {
+    "background": ("Camera Background", "The video as the solved camera's background (look through the camera)"),
+    "plane": ("Image Plane", "The video on a plane filling the camera's view, behind the subject"),
+    "none": ("None", "No footage in the scene"),
+}
+REFERENCE_ITEMS = [(name, *_REFERENCE_WORDS[name]) for name in VIDEO_REFERENCES]
+VIDEO_FILTER = "*.mp4;*.mov;*.m4v;*.avi;*.mkv;*.webm;*.mpg;*.mpeg;*.wmv;*.ogv"
 
 
 def _phenotype_annotations() -> dict[str, Any]:
@@ -105,6 +117,26 @@ class AvatarForgeSceneSettings(bpy.types.PropertyGroup):
             description="Optional explicit map {rig bone: SMPL joint}: a text block name, a .json file or JSON"),
         "motion_file_fps": bpy.props.FloatProperty(name="Resample FPS", default=0.0, min=0.0, max=MOTION_FPS[1],
                                                    description="0: keep the file's frame rate"),
+        "export_preset": bpy.props.EnumProperty(name="Export For", items=EXPORT_PRESETS, default=DEFAULT_EXPORT_PRESET,
+                                                description="Axes, scale and bone settings of the FBX file"),
+        "export_with_mesh": bpy.props.BoolProperty(name="With Mesh", default=True,
+                                                   description="Export the meshes the rig deforms too"),
+        # Motion from Video (video_motion); the target rig is the Motion section's
+        "video_path": bpy.props.StringProperty(name="Video", subtype="FILE_PATH", default="",
+                                               description="A video of one person (mp4, mov, ...)"),
+        "video_fps": bpy.props.FloatProperty(name="FPS", default=0.0, min=0.0, max=MOTION_FPS[1],
+                                             description="Frame rate of the motion; 0: the video's (the footage "
+                                                         "then plays in step with the scene)"),
+        "video_focal_mm": bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0,
+                                                  description="35 mm-equivalent focal length of the camera that "
+                                                              "shot it; 0: from the file's metadata, else a default"),
+        "video_start": bpy.props.FloatProperty(name="Start", default=0.0, min=0.0, unit="TIME_ABSOLUTE",
+                                               description="Seconds into the video where the motion starts"),
+        "video_end": bpy.props.FloatProperty(name="End", default=0.0, min=0.0, unit="TIME_ABSOLUTE",
+                                             description="Seconds into the video where it ends; 0: the end"),
+        "video_reference": bpy.props.EnumProperty(name="Show Video", items=REFERENCE_ITEMS, default="background",
+                                                  description="How the footage appears, lined up with the solved "
+                                                              "camera"),
     }
 
 
@@ -152,6 +184,17 @@ def motion_params(s: AvatarForgeSceneSettings) -> dict[str, Any]:
     """The `text_motion` job's params from the panel (the target is added by the operator)."""
     return {"prompt": s.motion_prompt, "seconds": round(float(s.motion_seconds), 4),
             "fps": round(float(s.motion_fps), 4), "seed": int(s.motion_seed), "encoder": s.text_encoder}
+
+
+def video_params(s: AvatarForgeSceneSettings) -> dict[str, Any]:
+    """The optional `video_motion` params the panel sets (0 = unset); the operator
+    adds the file's bytes and the target rig."""
+    params: dict[str, Any] = {}
+    for key, value in (("fps", s.video_fps), ("focal_mm", s.video_focal_mm), ("start", s.video_start),
+                       ("end", s.video_end)):
+        if value > 0:
+            params[key] = round(float(value), 6)
+    return params
 
 
 def reset_phenotypes(s: AvatarForgeSceneSettings, defaults: dict[str, float] | None = None) -> None:

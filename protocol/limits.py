@@ -14,3 +14,15 @@ MOTION_SECONDS = (0.5, 60.0)
 # (backend/motion/rigs.py holds each map); "auto" picks the one that maps the most joints.
 RIG_PRESETS = ("anny", "smpl", "mixamo", "rigify", "unreal")
 AUTO_RIG_PRESET = "auto"
+
+# Video -> motion: the camera's focal length, 35 mm-equivalent (the 36 mm film width
+# spans the image's longer side), when neither the request nor the file states it:
+# between a phone's main camera (~26 mm) and a webcam or camcorder at its wide end.
+VIDEO_FOCAL_MM = (4.0, 1200.0)
+# Bytes of one video a client may send (the add-on refuses a larger file before reading it).
+VIDEO_MAX_BYTES = 2 * 1024 ** 3
+DEFAULT_VIDEO_FOCAL_MM = 30.0
+# File names the video_motion job reads (PyAV/FFmpeg decode much more; these are
+# what a user picks in the add-on's file browser and what the CLI accepts).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
+                  ".mts", ".m2ts", ".3gp", ".ogv", ".gif")

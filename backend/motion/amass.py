@@ -215,16 +215,3 @@ def _betas(value: Any) -> list[float] | None:
     if v.dtype.kind not in "fiu" or v.size > 512:
         return None
     return [round(float(b), 5) for b in v.reshape(-1)[:16]]
-
-
-def motion_to_amass_npz(rotations: Any, trans: Any, fps: float) -> bytes:
-    """An AMASS-style SMPL (72) npz of a SMPL-24 motion: poses with the root
-    as an AMASS world rotation, trans = pelvis - J_pelvis (the inverse of amass_to_smpl
-    up to grounding)."""
-    r = np.asarray(rotations, np.float64).copy()
-    t = np.asarray(trans, np.float64)
-    r[:, 0] = rot.matrix_to_axis_angle(REST_ROTATION @ rot.axis_angle_to_matrix(r[:, 0]))
-    buf = io.BytesIO()
-    np.savez(buf, poses=r.reshape(len(r), 72).astype(np.float32), trans=(t - model_space_pelvis()).astype(np.float32),
-             mocap_framerate=np.float64(fps), betas=np.zeros(10, np.float32), gender=np.str_("neutral"))
-    return buf.getvalue()

@@ -1,6 +1,10 @@
 """BVH files: a parser (any hierarchy, channel order and count) and the
-conversion of a BVH clip onto SMPL-24 through a name map and rest-pose-aware
-retargeting (to_smpl.source_to_smpl).
+conversion of a BVH clip onto SMPL-24 through a joint mapping and rest-pose-aware
+retargeting (to_smpl.source_to_smpl). The mapping comes from the joint names
+when a known naming scheme covers the body (CMU, DAZ/Poser, Mixamo, Biovision,
+SMPL), else from the skeleton's topology and rest geometry (skeleton_map), with
+the user's `joint_map` on top; it is reported (info: joint_mapping,
+mapping_method, mapping_evidence).
 
 Written by hand: the BVH parsers on PyPI are either unmaintained or drop line
 numbers, and a user needs "line 57: ..." to fix a file.
@@ -32,6 +36,7 @@ from avatarforge.protocol.artifacts import MAX_MOTION_FRAMES, SMPL24_JOINTS
 
 from ..core import rotations as rot
 from ..core.axes import Y_UP_TO_Z_UP
+from .skeleton_map import NotHumanoid, map_humanoid
 from .to_smpl import SourceSkeleton, grounded, source_to_smpl
 
 MAX_JOINTS = 1024
@@ -78,7 +83,21 @@ SMPL_NAMES = {n: n for n in ("pelvis", "left_hip", "right_hip", "spine1", "left_
                              "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
                              "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
                              "left_elbow", "right_elbow", "left_wrist", "right_wrist")}
-NAME_MAPS = {"cmu": CMU, "mixamo": MIXAMO, "biovision": BIOVISION, "smpl": SMPL_NAMES}
+# DAZ/Poser names: the widely distributed "Daz-friendly" conversion of the CMU database (hip, abdomen,
+# chest, neck, head, lCollar, lShldr, lForeArm, lHand, lButtock, lThigh, lShin, lFoot, fingers lThumb1..,
+# eyes) and DAZ Genesis figures (abdomenLower..chestUpper, lShldrBend, lThighBend, lToe...). Spine joints
+# follow the topology mapper's rule: the first above the hip is spine1, the last below the chest spine2.
+# lButtock, the Bend/Twist halves' Twist bones, fingers and eyes stay unmapped.
+DAZ = {"hip": "pelvis", "abdomen": "spine1", "abdomenLower": "spine1", "chestLower": "spine2",
+       "chest": "spine3", "chestUpper": "spine3", "neck": "neck", "neckLower": "neck", "head": "head",
+       **{f"{s}{part}": f"{side}_{joint}" for s, side in (("l", "left"), ("r", "right")) for part, joint in (
+           ("Thigh", "hip"), ("ThighBend", "hip"), ("Shin", "knee"), ("Foot", "ankle"), ("Toe", "foot"),
+           ("Collar", "collar"), ("Shldr", "shoulder"), ("ShldrBend", "shoulder"), ("ForeArm", "elbow"),
+           ("ForearmBend", "elbow"), ("Hand", "wrist"))}}
+NAME_MAPS = {"cmu": CMU, "mixamo": MIXAMO, "biovision": BIOVISION, "smpl": SMPL_NAMES, "daz": DAZ}
+# The SMPL joints a mapping must cover to be usable (two of the limb joints may be missing).
+CORE_JOINTS = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder", "right_shoulder",
+               "left_elbow", "right_elbow")
 
 
 def _bad(message: str, line: int | None = None, field: str = "data", **details: Any) -> ProtocolError:
@@ -378,7 +397,7 @@ def normalise_joint_map(value: Any, field: str = "joint_map") -> dict[str, str |
 
 def apply_joint_map(names: list[str], mapping: dict[int, str], joint_map: dict[str, str | None],
                     field: str = "joint_map") -> dict[int, str]:
-    """`mapping` ({joint index: SMPL joint}, from the naming schemes) with the
+    """`mapping` ({joint index: SMPL joint}, from the names or the skeleton's shape) with the
     explicit map on top: its entries replace any automatic one for the same
     BVH joint or the same SMPL joint; null entries drop a joint."""
     index = {n: i for i, n in enumerate(names)}
@@ -401,28 +420,91 @@ class BvhImport:
     info: dict[str, Any]
 
 
+@dataclass
+class JointMapping:
+    """How a BVH skeleton's joints were matched to SMPL-24's, for the report."""
+    mapping: dict[int, str]            # joint index -> SMPL joint
+    label: str                         # "cmu", "daz", "topology", "joint_map", "cmu+joint_map", ...
+    method: str                        # "names:cmu", "topology", "topology+joint_map", "joint_map", ...
+    evidence: dict[str, str]           # part -> what decided it (topology), else {}
+    warnings: list[str] = field(default_factory=list)   # names vs shape disagreements, for the user to check
+
+
+def missing_core(mapping: dict[int, str]) -> list[str]:
+    """The core SMPL joints a mapping lacks, when that is too many to import (else [])."""
+    missing = sorted(set(CORE_JOINTS) - set(mapping.values()))
+    fatal = len(missing) > 2 or any(j in missing for j in ("pelvis", "left_hip", "right_hip"))
+    return missing if fatal else []
+
+
+def bvh_joint_mapping(clip: BvhClip, joint_map: dict[str, str | None] | None = None) -> JointMapping:
+    """The naming scheme that covers the skeleton, else the topology/geometry
+    mapper (skeleton_map), with `joint_map` on top; BAD_REQUEST when neither
+    finds legs and arms, naming what is missing and how to pass joint_map."""
+    names = clip.names
+    label, mapping = bvh_name_map(names)
+    method, evidence = (f"names:{label}" if label else "none"), {}
+    topology_failed: NotHumanoid | None = None
+    warnings: list[str] = []
+    try:
+        found = map_humanoid(names, [j.parent for j in clip.joints], rest_positions(clip), end_points(clip))
+    except NotHumanoid as exc:
+        found, topology_failed = None, exc
+    if missing_core(mapping):
+        if found is not None:
+            label, mapping, method, evidence = "topology", found.mapping, "topology", found.evidence
+    elif found is not None:
+        warnings = side_disagreements(names, mapping, found.mapping)
+    if joint_map:
+        automatic = bool(mapping)
+        mapping = apply_joint_map(names, mapping, joint_map)
+        label = f"{label}+joint_map" if automatic else "joint_map"
+        method = f"{method}+joint_map" if automatic else "joint_map"
+    missing = missing_core(mapping)
+    if missing:
+        unmapped = [n for i, n in enumerate(names) if i not in mapping]
+        shape = f" By its shape: {topology_failed}." if topology_failed is not None else ""
+        raise _bad(f"cannot map this skeleton's joints to SMPL (no joint for {', '.join(missing)}).{shape} "
+                   "Known naming schemes: CMU (Hips, LeftUpLeg, LeftLeg, LeftArm...), DAZ/Poser (hip, lThigh, "
+                   "lShin, lShldr...), Mixamo, Biovision (Hips, LeftHip, LeftUpArm...), SMPL; any other humanoid "
+                   "is mapped from its shape when it has a pelvis with two legs and a chest with two arms and a "
+                   "head. Give joint_map {BVH joint name: SMPL joint name} for the missing joints (CLI: "
+                   "--joint-map map.json), e.g. {\"MyLeftThigh\": \"left_hip\"}; this file's unmapped joints: "
+                   f"{_listed(unmapped)}", unmapped=unmapped, missing_joints=missing,
+                   not_found=topology_failed.missing if topology_failed is not None else [])
+    return JointMapping(mapping, label, method, evidence, warnings)
+
+
+def side_disagreements(names: list[str], by_name: dict[int, str], by_shape: dict[int, str]) -> list[str]:
+    """Joints the names call left and the rest geometry right (or the other way):
+    a mirrored file, or a rig whose feet point backwards; reported, names kept."""
+    out = []
+    for i, joint in sorted(by_name.items()):
+        other = by_shape.get(i)
+        if other and joint.split("_")[0] in ("left", "right") and other.split("_")[0] in ("left", "right") \
+                and joint.split("_")[0] != other.split("_")[0]:
+            out.append(f"{names[i]!r} is named {joint.split('_')[0]} but sits on the body's "
+                       f"{other.split('_')[0]} side (facing from the feet)")
+    return out
+
+
+def end_points(clip: BvhClip) -> list[list[np.ndarray]]:
+    """Per joint, the rest positions of its End Sites."""
+    rest = rest_positions(clip)
+    return [[rest[i] + e for e in j.end_offsets] for i, j in enumerate(clip.joints)]
+
+
 def bvh_to_smpl(text: str, scale: float | None = None,
                 joint_map: dict[str, str | None] | None = None) -> BvhImport:
     """A BVH file's motion on SMPL-24 (grounded, Z up, leg-length normalised).
-    `joint_map` ({BVH joint: SMPL joint}, see normalise_joint_map) overrides and
-    extends the naming schemes' map."""
+    Joints are matched by name (CMU, DAZ, Mixamo, Biovision, SMPL) or else by
+    the skeleton's shape (skeleton_map); `joint_map` ({BVH joint: SMPL joint},
+    see normalise_joint_map) overrides and extends that. info reports the
+    mapping chosen (joint_mapping, mapping_method, mapping_evidence)."""
     clip = parse_bvh(text)
     names = clip.names
-    label, mapping = bvh_name_map(names)
-    if joint_map:
-        mapping = apply_joint_map(names, mapping, joint_map)
-        label = f"{label}+joint_map" if label else "joint_map"
-    core = {"pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder", "right_shoulder",
-            "left_elbow", "right_elbow"}
-    missing = sorted(core - set(mapping.values()))
-    if len(missing) > 2 or "pelvis" in missing or "left_hip" in missing or "right_hip" in missing:
-        unmapped = [n for i, n in enumerate(names) if i not in mapping]
-        raise _bad(f"cannot map this skeleton's joints to SMPL (no joint for {', '.join(missing)}); "
-                   "known naming schemes: CMU (Hips, LeftUpLeg, LeftLeg, LeftArm...), Mixamo, Biovision "
-                   "(Hips, LeftHip, LeftUpArm...), SMPL. Give joint_map {BVH joint name: SMPL joint name} "
-                   "for the missing joints (CLI: --joint-map map.json), e.g. {\"MyLeftThigh\": \"left_hip\"}; "
-                   f"this file's unmapped joints: {_listed(unmapped)}",
-                   unmapped=unmapped, missing_joints=missing)
+    chosen = bvh_joint_mapping(clip, joint_map)
+    mapping = chosen.mapping
     rest = rest_positions(clip)
     by_joint = {j: i for i, j in sorted(mapping.items(), reverse=True)}
     top = next((by_joint[n] for n in ("head", "neck", "spine3", "spine2", "spine1") if n in by_joint), None)
@@ -450,10 +532,12 @@ def bvh_to_smpl(text: str, scale: float | None = None,
     except ValueError as exc:      # a skeleton we cannot stand up (e.g. pelvis below the feet at rest)
         raise _bad(str(exc)) from None
     trans = grounded(rotations, trans)
-    info = {"format": "bvh", "skeleton": label, "joints": len(names), "frames": len(clip.frames),
+    info = {"format": "bvh", "skeleton": chosen.label, "joints": len(names), "frames": len(clip.frames),
             "source_fps": clip.fps, "up_axis": "Y" if up_axis == 1 else "Z", "unit": unit,
             "scale": metres, "source_height_m": round(height * metres, 4),
-            "unmapped": [n for i, n in enumerate(names) if i not in mapping]}
+            "unmapped": [n for i, n in enumerate(names) if i not in mapping],
+            "mapping_method": chosen.method, "joint_mapping": {names[i]: j for i, j in sorted(mapping.items())},
+            "mapping_evidence": chosen.evidence, "mapping_warnings": chosen.warnings}
     return BvhImport(rotations, trans, clip.fps, info)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from avatarforge.protocol import RetargetedTracks
 
 from ..core import rotations as rot
-from .skeleton import REST_ROTATION, J, forward_kinematics, reference_rest_positions
+from .skeleton import PARENTS, REST_ROTATION, J, forward_kinematics, reference_rest_positions
 from .target_rigs import TargetRig, bad_target, resolve_target
 
 # SMPL joints whose bone direction (towards the child joint) is swing-corrected.
@@ -239,3 +239,42 @@ def tracks_heads(tracks: RetargetedTracks, bone_names: list[str], parents: Any, 
     for k, name in enumerate(tracks.bone_names):
         q[:, index[name]] = tracks.rotations[:, k]
     return rig_forward_kinematics(rest_matrices, parents, q, tracks.root_locations, index[tracks.root_bone])
+
+
+def target_rest_positions(target: dict[str, Any] | None) -> np.ndarray | None:
+    """(24, 3) rest joint positions with the TARGET rig's bone lengths laid along the
+    reference skeleton's T-pose directions (Z up, soles on z = 0): the skeleton a
+    capture solve keeps constant when the avatar is known, so that the solved local
+    rotations keep SMPL's meaning. A bone whose two ends do not both map onto the rig
+    keeps the reference length times the rig's leg scale. None without a target."""
+    if target is None:
+        return None
+    rig = resolve_target(target)
+    ref = reference_rest_positions()
+    scale = leg_scale(rig)
+    heads: dict[int, np.ndarray] = {}
+    for bone, joint in rig.mapping.items():
+        heads.setdefault(J[joint], rig.rest[rig.bone_names.index(bone), :3, 3])
+    out = np.zeros_like(ref)
+    out[0] = ref[0] * scale
+    for j in range(1, len(ref)):
+        p = int(PARENTS[j])
+        direction = ref[j] - ref[p]
+        length = np.linalg.norm(direction)
+        if j in heads and p in heads and np.linalg.norm(heads[j] - heads[p]) > 1e-4:
+            target_length = float(np.linalg.norm(heads[j] - heads[p]))
+        else:
+            target_length = float(length * scale)
+        out[j] = out[p] + direction / max(length, 1e-9) * target_length
+    return out
+
+
+def camera_on_target(world_to_camera: Any, actor_scale: float, target: dict[str, Any] | None) -> np.ndarray:
+    """A camera solved in the actor's world (metres of the actor) moved into the world
+    of the motion as keyed on `target` (or on the reference skeleton without one):
+    root motion is scaled actor -> reference (1 / actor_scale) -> target (leg_scale),
+    so the camera's centre scales the same way about the world origin."""
+    pose = np.array(world_to_camera, np.float64)
+    s = (1.0 if target is None else leg_scale(resolve_target(target))) / float(actor_scale)
+    pose[:3, 3] *= s          # C' = s C  <=>  t' = -R C' = s t
+    return pose

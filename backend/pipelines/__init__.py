@@ -14,10 +14,12 @@ def load_pipelines(plugins: Iterable[str] = ()) -> dict[str, Pipeline]:
     plugins named as "module:Class" (a studio's own jobs, or test pipelines)."""
     from .body import BodyPipeline
     from .motion_import import MotionImportPipeline
+    from .video_motion import VideoMotionPipeline
     from .text_avatar import TextAvatarPipeline
     from .text_motion import TextMotionPipeline
 
-    pipelines: list[Pipeline] = [BodyPipeline(), TextAvatarPipeline(), TextMotionPipeline(), MotionImportPipeline()]
+    pipelines: list[Pipeline] = [BodyPipeline(), TextAvatarPipeline(), TextMotionPipeline(), MotionImportPipeline(),
+                                 VideoMotionPipeline()]
     pipelines += [load_plugin(spec) for spec in plugins]
     return {p.name: p for p in pipelines}
 

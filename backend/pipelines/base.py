@@ -30,11 +30,17 @@ class JobContext:
     seed: int = 0
     on_progress: Callable[[float, str], None] = lambda fraction, stage: None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # A small image of the work so far (PNG bytes) and what it shows, sent with the next progress.
+    on_preview: Callable[[bytes, dict[str, Any]], None] = lambda png, info: None
 
     def progress(self, fraction: float, stage: str) -> None:
         """Report progress in [0, 1]; raises JobCancelled once a cancel arrived."""
         self.check_cancelled()
         self.on_progress(min(max(float(fraction), 0.0), 1.0), stage)
+
+    def preview(self, png: bytes, **info: Any) -> None:
+        """Offer a small preview image (PNG bytes, a few KB) of the work so far."""
+        self.on_preview(png, info)
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():

@@ -33,6 +33,7 @@ BODY_JOB = _pipeline("body")
 TEXT_AVATAR_JOB = _pipeline("text_avatar", "backend.pipelines.body")
 TEXT_MOTION_JOB = _pipeline("text_motion")
 MOTION_IMPORT_JOB = _pipeline("motion_import")
+VIDEO_MOTION_JOB = _pipeline("video_motion")
 
 
 # -- body models ----------------------------------------------------------------------
@@ -114,3 +115,28 @@ def target_body(target: dict[str, Any] | None) -> dict[str, Component]:
     """The body model retargeting onto a normalised `target` loads: Anny, for its
     built-in rig (a rig sent with its bones loads nothing)."""
     return {"target_body": ANNY} if builds_on_anny(target) else {}
+
+
+# -- seeing: video -> motion -------------------------------------------------------------------
+VIDEO_DECODER = register(Component("video_decoder", "pyav", ("backend.video.decode",), packages=("av",)))
+
+
+def _pose_availability(config: BackendConfig) -> Availability:
+    from ..models.pose_landmarks import availability      # imports nothing of MediaPipe's until asked
+
+    return _availability(availability())
+
+
+def _pose_model_files() -> list[Path]:
+    from ..models.pose_landmarks import model_files
+
+    return model_files()
+
+
+# MediaPipe Pose (legacy solution, model_complexity 1): its identity covers the model
+# files inside the wheel (not the whole distribution, ~thousands of files).
+LANDMARK_DETECTOR = register(Component("landmark_detector", "mediapipe_pose",
+                                       ("backend.models.pose_landmarks", "backend.video.track"),
+                                       data=_pose_model_files, packages=("mediapipe",),
+                                       availability=_pose_availability))
+CAPTURE_SOLVER = register(Component("motion_solver", "capture", ("backend.motion.capture",)))

@@ -9,7 +9,12 @@ Params (`normalise` validates every field):
     target      <target rig> (see backend/motion/targets.normalise_target), optional
     scale       BVH units -> metres, (0, 100] (default: guessed from the skeleton's height)
     joint_map   BVH only, optional: {BVH joint name: SMPL-24 joint name, or null to leave it
-                unmapped}, on top of the automatic naming (CMU, Mixamo, Biovision, SMPL)
+                unmapped}, on top of the automatic mapping: by name (CMU, DAZ/Poser, Mixamo,
+                Biovision, SMPL), else from the skeleton's shape (backend/motion/skeleton_map)
+
+A BVH Motion's params report the mapping used: joint_mapping {BVH joint: SMPL joint},
+mapping_method ("names:cmu", "names:daz", "topology", "...+joint_map", "joint_map") and
+mapping_evidence {part: what decided it} (empty for a naming scheme).
 
 One tier, "embedded": plain numpy/torch, nothing to download.
 """
@@ -131,6 +136,9 @@ class MotionImportPipeline(Pipeline):
                                                      "bytes": len(params["data"])},
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         motion_params = {"source_fps": imported.fps, "fps": fps, "format": params["format"]}
+        if params["format"] == "bvh":      # which file joint drives which SMPL joint, and why (the report)
+            motion_params.update({k: imported.info[k] for k in ("joint_mapping", "mapping_method",
+                                                                "mapping_evidence")})
         motion = make_motion(_motion_name(params["filename"]), fps, rotations, trans, motion_params, provenance,
                              target=params.get("target"))
         motion.provenance["seconds"] = round(time.monotonic() - started, 3)
