@@ -10,8 +10,10 @@ T- or A-pose rest, extra twist/roll bones, fingers, toes, eyes, props):
    two other branches of P (or of the one pelvis bone under it) reach well
    below P (the legs, about as deep as each other) and C has two long
    branches on opposite sides (the arms) plus the most upright branch (neck
-   and head). Of several such readings the one
-   with the longest limbs wins (a head with two eyes is not a chest with arms).
+   and head). Of several such readings the one with the longest limbs wins
+   (a head with two eyes is not a chest with arms). Leaf joints that only
+   mark a bone's end (named ...End/Nub/Top/Tip, or with a stub End Site) are
+   never mapped.
 2. each limb follows its longest path (side twist bones and fingers are left
    aside): a leg's ankle is where the chain turns forward (the foot), its hip
    the top of the long downward part (a short pelvis-to-thigh bone stays

@@ -143,7 +143,7 @@ class VideoMotionPipeline(Pipeline):
             now = time.monotonic()
             if now - last_preview[0] >= PREVIEW_INTERVAL_S:
                 last_preview[0] = now
-                pixels = None if observation is None else observation.image * frame.scale
+                pixels = None if observation is None else observation.image     # pixels of frame.image
                 visibility = None if observation is None else observation.visibility
                 ctx.preview(preview_png(frame.image, pixels, visibility), frame=index)
 

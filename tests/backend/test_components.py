@@ -24,6 +24,7 @@ from tests.support.synthetic_smpl import write_synthetic_model
 
 PIPELINES = load_pipelines()
 BVH = b"HIERARCHY\nROOT Hips\n{\n}\n"
+MP4 = b"\x00\x00\x00\x18ftypmp42"        # normalising checks no more than the name and size
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,14 @@ CASES = [
     Case("text_motion/minilm->anny", "text_motion", "minilm", {"prompt": "waves, then jumps", "target": "anny"}),
     Case("motion_import", "motion_import", "embedded", {"data": BVH, "filename": "walk.bvh"}),
     Case("motion_import->anny", "motion_import", "embedded", {"data": BVH, "filename": "walk.bvh", "target": "anny"}),
+    Case("video_motion", "video_motion", "embedded", {"data": MP4, "filename": "take.mp4"}),
+    Case("video_motion->anny", "video_motion", "embedded", {"data": MP4, "filename": "take.mp4", "target": "anny"}),
 ]
 ALL = {c.label for c in CASES}
 TEXT_AVATAR = {"text_avatar/minilm", "text_avatar/clip"}
 TEXT_MOTION = {"text_motion/minilm", "text_motion/clip", "text_motion/minilm->anny"}
 MOTION_IMPORT = {"motion_import", "motion_import->anny"}
+VIDEO_MOTION = {"video_motion", "video_motion->anny"}
 CLIP_JOBS = {"text_avatar/clip", "text_motion/clip"}
 
 
@@ -113,12 +117,19 @@ def edit_source(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
     ("backend.render.clothing_texture", TEXT_AVATAR),
     ("backend.text.appearance", TEXT_AVATAR),
     ("backend.render.skin_texture", {"body/anny", "body/smpl"} | TEXT_AVATAR),
-    ("backend.models.anny_model", {"body/anny", "text_motion/minilm->anny", "motion_import->anny"} | TEXT_AVATAR),
+    ("backend.models.anny_model", {"body/anny", "text_motion/minilm->anny", "motion_import->anny",
+                                   "video_motion->anny"} | TEXT_AVATAR),
     ("backend.models.smpl_model", {"body/smpl"}),
     ("backend.models.text_encoder", TEXT_AVATAR | TEXT_MOTION),
     ("backend.motion.pose_render", {"text_motion/clip"}),
     ("backend.motion.bvh", MOTION_IMPORT),
-    ("backend.motion.retarget", TEXT_MOTION | MOTION_IMPORT),
+    ("backend.motion.skeleton_map", MOTION_IMPORT),
+    ("backend.motion.retarget", TEXT_MOTION | MOTION_IMPORT | VIDEO_MOTION),
+    ("backend.motion.capture", VIDEO_MOTION),
+    ("backend.video.decode", VIDEO_MOTION),
+    ("backend.video.track", VIDEO_MOTION),
+    ("backend.models.pose_landmarks", VIDEO_MOTION),
+    ("backend.pipelines.video_motion", VIDEO_MOTION),
     ("backend.pipelines.body", {"body/anny", "body/smpl"} | TEXT_AVATAR),
     ("backend.pipelines.text_motion", TEXT_MOTION),
     ("backend.pipelines.base", ALL),

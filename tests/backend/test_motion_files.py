@@ -192,23 +192,26 @@ def made_up_joint_map() -> dict:
     return {MADE_UP[cmu]: joint for cmu, joint in CMU.items()}
 
 
-def test_bvh_joint_map_maps_made_up_names(clip):
+def test_bvh_made_up_names_map_by_shape_and_joint_map_still_applies(clip):
     rot, trans = clip
     text = cmu_bvh_from_smpl(rot, trans, 30.0, a_pose_degrees=20.0, names=MADE_UP)
-    with pytest.raises(ProtocolError) as err:           # without a map: which joints are missing, and the fix
-        bvh_to_smpl(text)
-    e = err.value
-    assert e.code == ErrorCode.BAD_REQUEST and "pelvis" in e.details["missing_joints"]
-    assert "joint_map" in e.message and "--joint-map" in e.message and "Bassin" in e.message
+    auto = bvh_to_smpl(text)               # no naming scheme knows these names: mapped from the skeleton's shape
+    assert auto.info["mapping_method"] == "topology" and auto.info["joint_mapping"] == made_up_joint_map()
+    got = forward_kinematics(auto.rotations.astype(np.float64), auto.trans.astype(np.float64))
+    assert same_up_to_height(got, forward_kinematics(rot, trans)) < 1e-4
     imp = bvh_to_smpl(text, joint_map=made_up_joint_map())
-    assert imp.info["skeleton"] == "joint_map" and "HancheG" in imp.info["unmapped"]
+    assert imp.info["skeleton"] == "topology+joint_map" and "HancheG" in imp.info["unmapped"]
     got = forward_kinematics(imp.rotations.astype(np.float64), imp.trans.astype(np.float64))
     assert same_up_to_height(got, forward_kinematics(rot, trans)) < 1e-4
-    # Too few joints mapped: the same error, the map's joints no longer listed as missing.
-    partial = {k: v for k, v in made_up_joint_map().items() if v in ("pelvis", "left_hip", "right_hip")}
+    # No humanoid shape and too few joints mapped: the same error, the map's joints no longer listed as missing.
+    chain = write_bvh(["Bassin", "Dos1", "Tete"], [-1, 0, 1], np.array([[0, 0, 0], [0, 0.5, 0], [0, 0.5, 0]]),
+                      np.zeros((2, 3, 3)), np.zeros((2, 3)), 1 / 30)
     with pytest.raises(ProtocolError) as err:
-        bvh_to_smpl(text, joint_map=partial)
-    assert "left_knee" in err.value.details["missing_joints"] and "pelvis" not in err.value.details["missing_joints"]
+        bvh_to_smpl(chain, joint_map={"Bassin": "pelvis"})
+    e = err.value
+    assert e.code == ErrorCode.BAD_REQUEST and "left_knee" in e.details["missing_joints"]
+    assert "pelvis" not in e.details["missing_joints"]
+    assert "joint_map" in e.message and "--joint-map" in e.message and "Dos1" in e.message
 
 
 def test_bvh_joint_map_overrides_the_automatic_names(clip):
@@ -338,7 +341,10 @@ def test_cli_motion_import_with_joint_map(tmp_path, clip):
     assert out.returncode == 0, out.stderr
     joints = np.array(json.loads(out.stdout)["joints"])
     assert same_up_to_height(joints, forward_kinematics(rot[:12], trans[:12])) < 1e-3
-    bad = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=120)
+    chain = tmp_path / "chain.bvh"          # not a humanoid: no map, no import
+    chain.write_text(write_bvh(["Root", "Mid", "Tip"], [-1, 0, 1], np.array([[0, 0, 0], [0, 0.5, 0], [0, 0.5, 0]]),
+                               np.zeros((2, 3, 3)), np.zeros((2, 3)), 1 / 30))
+    bad = subprocess.run(cli[:5] + [str(chain)] + cli[6:], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "joint_map" in bad.stderr and "--joint-map" in bad.stderr
 
 

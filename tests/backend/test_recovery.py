@@ -85,8 +85,7 @@ def test_jobs_of_a_killed_backend_finish_after_a_restart(tmp_path):
 
 def test_a_job_stopped_by_a_clean_shutdown_runs_again_at_the_next_start(tmp_path):
     store = tmp_path / "store"
-    first = BackendProcess(store).start()
-    with Client(first.address, timeout_s=20) as c:
+    with BackendProcess(store) as first, Client(first.address, timeout_s=20) as c:
         job_id = c.submit("steps", unique(steps=100, step_s=0.05, scale=6.0))["job_id"]
         wait_for_stage(c, job_id, "step 2 of 100")
         assert first.stop(signal.SIGTERM) == 0
@@ -94,20 +93,22 @@ def test_a_job_stopped_by_a_clean_shutdown_runs_again_at_the_next_start(tmp_path
             pass
         assert event is not None and event["details"]["reason"] == "shutdown", event
         assert "runs again when the backend restarts" in event["message"]
-        with BackendProcess(store).start(bind=first.address) as second:
+        second = BackendProcess(store).start(bind=first.address)   # started once: not also a `with`
+        try:
             c.fetch(job_id)
             (avatar,) = wait_through_restarts(c, job_id)
             assert avatar.vertices.max() == pytest.approx(6.0)
             assert any('"job recovered"' in line and job_id in line for line in second.log)
+        finally:
+            second.stop()
 
 
 def test_a_job_that_cannot_run_again_is_reported_with_the_reason(tmp_path):
     store = tmp_path / "store"
-    first = BackendProcess(store).start()
-    with Client(first.address, timeout_s=20) as c:
+    with BackendProcess(store) as first, Client(first.address, timeout_s=20) as c:
         job_id = c.submit("steps", unique(steps=200, step_s=0.05))["job_id"]
         wait_for_stage(c, job_id, "step 2 of 200")
-    first.stop(signal.SIGKILL)
+        first.stop(signal.SIGKILL)
     (journal_folder(store) / "requests" / f"{job_id}.afr").write_bytes(b"AFRESULT1\n garbled")
     with BackendProcess(store) as second, Client(second.address, timeout_s=20) as c:
         state = c.status(job_id)

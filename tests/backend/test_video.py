@@ -275,7 +275,7 @@ def test_landmarks_lie_on_the_rendered_persons_joints(walk_track, walk_truth):
         assert np.median(e) < 0.03 * t.height, (joint, np.median(e))
     assert np.median(np.concatenate(list(errors.values()))) < 0.017 * t.height
     assert np.all(t.visibility[:, list(JOINT_LANDMARKS.values())].mean(axis=0) > 0.5)
-    assert np.all((t.mask_area > 0.01) & (t.mask_area < 0.2))
+    assert np.all((t.mask_area > 0.005) & (t.mask_area < 0.5))     # a person, not the frame
     assert np.isfinite(t.depth).all() and np.isfinite(t.world).all()
 
 

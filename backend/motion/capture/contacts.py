@@ -1,7 +1,7 @@
-"""Foot contacts: which sole points (heel, toe of each foot) are planted, found on
-a first solve (near the ground and slow, as ops.foot_contacts judges a motion),
-and where each planted stretch locks its point (its mean position, on the ground),
-for the second solve's contact term."""
+"""Foot contacts: which feet are planted, found on a first solve from their sole
+points (heel, toe: either near the ground and slow, as ops.foot_contacts judges a
+motion), and where each planted stretch locks both points (their mean positions,
+put on the ground when near it), for the second solve's contact term."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,10 +90,15 @@ def detect_contacts(sole: np.ndarray, fps: float, scale: float = 1.0) -> Contact
         if planted.sum() < 3:
             break
         ground = fit_ground(sole[planted])
+    # A planted foot is held whole: both its sole points stay where they are over the
+    # stretch (a heel or toe alone held would let the foot pivot and its joints slide).
+    planted = np.repeat(planted.any(axis=2, keepdims=True), 2, axis=2)
     anchor = np.zeros_like(sole)
     for f in range(2):
-        for k in range(2):
-            for s, e in _runs(planted[:, f, k]):
+        for s, e in _runs(planted[:, f, 0]):
+            for k in range(2):
                 a = sole[s:e, f, k].mean(axis=0)
-                anchor[s:e, f, k] = a - ground.height(a) * ground.normal    # on the ground
+                h = ground.height(a)
+                # on the ground when it is near it (the sole's low point), else where it was
+                anchor[s:e, f, k] = a - h * ground.normal if h < CONTACT_HEIGHT * scale else a
     return Contacts(planted, anchor, ground)

@@ -45,7 +45,8 @@ class Observations:
         return out
 
 
-def _bad(field: str, message: str) -> ProtocolError:
+def bad_request(field: str, message: str) -> ProtocolError:
+    """A BAD_REQUEST error about `field` (named in the message too)."""
     return ProtocolError(ErrorCode.BAD_REQUEST, f"{field}: {message}", field=field)
 
 
@@ -53,32 +54,32 @@ def check_inputs(track: LandmarkTrack, camera: PinholeCamera, fps: float | None)
     """Raise BAD_REQUEST naming the field when the track or camera cannot be solved."""
     t = track.frames
     if t == 0:
-        raise _bad("track.times", "the clip has no frames")
+        raise bad_request("track.times", "the clip has no frames")
     shapes = {"image": (t, NUM_POSE_LANDMARKS, 2), "world": (t, NUM_POSE_LANDMARKS, 3),
               "visibility": (t, NUM_POSE_LANDMARKS), "present": (t,)}
     for name, shape in shapes.items():
         got = np.shape(getattr(track, name))
         if got != shape:
-            raise _bad(f"track.{name}", f"expected shape {shape}, got {got}")
+            raise bad_request(f"track.{name}", f"expected shape {shape}, got {got}")
     times = np.asarray(track.times, np.float64)
     if not np.isfinite(times).all():
-        raise _bad("track.times", "timestamps must be finite numbers")
+        raise bad_request("track.times", "timestamps must be finite numbers")
     if t > 1 and not (np.diff(times) > 0).all():
         k = int(np.argmin(np.diff(times) > 0)) + 1
-        raise _bad("track.times", f"timestamps must increase; frame {k} is at {times[k]:.6f} s, "
+        raise bad_request("track.times", f"timestamps must increase; frame {k} is at {times[k]:.6f} s, "
                                   f"not after frame {k - 1} at {times[k - 1]:.6f} s")
     present = np.asarray(track.present, bool)
     if not present.any():
-        raise _bad("track.present", f"no person was found in any of the {t} frames")
+        raise bad_request("track.present", f"no person was found in any of the {t} frames")
     usable = present & np.isfinite(np.asarray(track.image)).all(axis=(1, 2))
     if not usable.any():
-        raise _bad("track.image", "no frame has a complete set of image landmarks")
+        raise bad_request("track.image", "no frame has a complete set of image landmarks")
     if not (np.isfinite(camera.focal_px) and camera.focal_px > 0):
-        raise _bad("camera.focal_px", f"must be a positive number of pixels, got {camera.focal_px}")
+        raise bad_request("camera.focal_px", f"must be a positive number of pixels, got {camera.focal_px}")
     if not (camera.width > 0 and camera.height > 0):
-        raise _bad("camera", f"image size must be positive, got {camera.width}x{camera.height}")
+        raise bad_request("camera", f"image size must be positive, got {camera.width}x{camera.height}")
     if fps is not None and not (np.isfinite(fps) and MOTION_FPS[0] <= fps <= MOTION_FPS[1]):
-        raise _bad("fps", f"must be within {MOTION_FPS[0]:g}..{MOTION_FPS[1]:g}, got {fps}")
+        raise bad_request("fps", f"must be within {MOTION_FPS[0]:g}..{MOTION_FPS[1]:g}, got {fps}")
 
 
 def clip_fps(track: LandmarkTrack) -> float:

@@ -93,8 +93,8 @@ class SolverSettings:
     sigma_3d: float = 0.08            # ... of the world-landmark residual (m)
     weight_2d: float = 1.0
     weight_3d: float = 0.25
-    weight_smooth: float = 1e-3     # per joint, per (m/s²) of acceleration (Charbonnier)
-    smooth_eps: float = 1.0           # m/s²: below this the smoothness penalty is quadratic
+    weight_smooth: float = 4e-3     # per joint, per (m/s²) of acceleration (Charbonnier)
+    smooth_eps: float = 0.3           # m/s²: below this the smoothness penalty is quadratic
     weight_rot_smooth: float = 2e-6   # on rotation-parameter accelerations (rad/s²)², unseen twists
     weight_limits: float = 10.0
     weight_prior: float = 0.01
@@ -102,11 +102,11 @@ class SolverSettings:
     sigma_contact: float = 0.01
     trend_rotation: float = 0.15      # L1 trend filter of the per-frame fits (rad per frame²), smoothing.py
     trend_translation: float = 0.06   # ... of the root positions (m per frame²)
-    final_trend: bool = True
-    init_iterations: int = 0         # world-landmark-only refinement of the closed-form start (off: it did not help)
+    final_trend: bool = False
+    gauss_newton: bool = True        # whole-chunk passes by Levenberg-Marquardt (else L-BFGS)
     frame_iterations: int = 20
-    iterations: int = 60
-    contact_iterations: int = 30
+    iterations: int = 8
+    contact_iterations: int = 8
 
 
 @dataclass
@@ -314,6 +314,217 @@ def _lbfgs(params: list[Any], closure: Callable[[], Any], iterations: int,
 
 
 # ---------------------------------------------------------------------------------------------
+# Gauss-Newton (Levenberg-Marquardt) over a whole chunk
+
+_VARS = DOF_MATRIX.shape[0] + 3          # per frame: free rotation parameters, then the root position
+
+
+def _frame_rows(prob: _Problem, data: _ChunkData, x: Any, rep: int) -> Any:
+    """Per-frame residual rows (F, K) for variables x (F, V) where every frame's data is
+    repeated `rep` times in a row: 2D residuals (m at the person, 66), root-relative 3D
+    residuals (99), joints (72), sole points (12)."""
+    import torch
+
+    params, trans = x[:, :-3], x[:, -3:]
+    _, joints, points = _pose(prob, params, trans)
+    cam_r = torch.as_tensor(WORK_TO_CAMERA, dtype=x.dtype)
+    pc = points @ cam_r.T
+    z = pc[..., 2].clamp(min=0.1)
+    proj = torch.stack([prob.focal * pc[..., 0] / z + prob.cx, prob.focal * pc[..., 1] / z + prob.cy], -1)
+    image = data.image.repeat_interleave(rep, 0)
+    depth = data.depth.repeat_interleave(rep, 0)
+    res2 = (proj - image) * (depth / prob.focal)[:, None, None]
+    hips = 0.5 * (points[:, L["left_hip"]] + points[:, L["right_hip"]])
+    res3 = (points - hips[:, None]) @ cam_r.T - data.world.repeat_interleave(rep, 0)
+    sole = points[:, [L[n] for pair in SOLE_LANDMARKS for n in pair]]
+    return torch.cat([res2.reshape(len(x), -1), res3.reshape(len(x), -1), joints.reshape(len(x), -1),
+                      sole.reshape(len(x), -1)], 1)
+
+
+def _jtwj(ja: np.ndarray, w: np.ndarray, jb: np.ndarray) -> np.ndarray:
+    """Batched Jaᵀ diag(w) Jb: (T, K, V), (T, K), (T, K, V) -> (T, V, V) (torch bmm, one thread)."""
+    import torch
+
+    a = torch.as_tensor(np.ascontiguousarray(ja * w[..., None]))
+    return torch.bmm(a.transpose(1, 2), torch.as_tensor(np.ascontiguousarray(jb))).numpy()
+
+
+def _jtwr(ja: np.ndarray, w: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Batched Jaᵀ diag(w) r -> (T, V)."""
+    import torch
+
+    a = torch.as_tensor(np.ascontiguousarray(ja))
+    return torch.bmm(a.transpose(1, 2), torch.as_tensor(np.ascontiguousarray((w * r)[..., None])))[..., 0].numpy()
+
+
+def _rows_and_jacobian(prob: _Problem, data: _ChunkData, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (T, K) and their Jacobian (T, K, V) by forward differences, all frames and
+    all perturbations in one batched evaluation (each frame's rows depend on its own
+    variables only)."""
+    import torch
+
+    n, v = x.shape
+    h = 1e-6
+    xs = x.unsqueeze(1).repeat(1, v + 1, 1)
+    xs[:, 1:] += h * torch.eye(v, dtype=x.dtype)
+    with torch.no_grad():
+        rows = _frame_rows(prob, data, xs.reshape(n * (v + 1), v), v + 1).reshape(n, v + 1, -1)
+    base = rows[:, 0]
+    jac = ((rows[:, 1:] - base[:, None]) / h).transpose(1, 2)
+    return base.numpy(), jac.numpy()
+
+
+def _gauss_newton_step(prob: _Problem, data: _ChunkData, x: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normal equations' blocks of the IRLS model at x: (H blocks, g) pieces; returns
+    the step for damping mu."""
+    import torch
+
+    s = prob.settings
+    n, v = x.shape
+    d = DOF_MATRIX.shape[0]
+    rows, jac = _rows_and_jacobian(prob, data, torch.as_tensor(x))
+    h0 = np.zeros((n, v, v))
+    g = np.zeros((n, v))
+    lw2 = data.w2d.numpy()
+    lw3 = data.w3d.numpy()
+
+    def add_robust(sl: slice, dim: int, lm_w: np.ndarray, weight: float, sigma: float) -> None:
+        r = rows[:, sl].reshape(n, -1, dim)
+        sq = (r ** 2).sum(-1)
+        omega = weight * lm_w * sigma ** 2 / (sq + sigma ** 2) ** 2        # GM's IRLS weight
+        om = np.repeat(omega, dim, axis=1)
+        jj = jac[:, sl]
+        h0[:] += _jtwj(jj, om, jj)
+        g[:] += _jtwr(jj, om, rows[:, sl])
+
+    add_robust(slice(0, 66), 2, lw2, s.weight_2d, s.sigma_2d)
+    add_robust(slice(66, 165), 3, lw3, s.weight_3d, s.sigma_3d)
+    if data.anchor is not None:
+        r = rows[:, 237:249] - data.anchor.numpy().reshape(n, 12)
+        om = np.repeat(data.anchor_w.numpy(), 3, axis=1) * s.weight_contact / s.sigma_contact ** 2
+        jj = jac[:, 237:249]
+        h0[:] += _jtwj(jj, om, jj)
+        g[:] += _jtwr(jj, om, r)
+    # Rotation terms (linear in the parameters): prior, limits.
+    rot = x[:, :d] @ DOF_MATRIX
+    lo, hi = prob.lo.numpy().reshape(-1), prob.hi.numpy().reshape(-1)
+    mask = prob.limit_mask.numpy().reshape(-1)
+    over = np.where(rot > hi, rot - hi, np.where(rot < lo, rot - lo, 0.0)) * mask
+    active = (over != 0).astype(np.float64) * s.weight_limits
+    prior = prob.prior_w.numpy().reshape(-1) * s.weight_prior
+    om_rot = active + prior                                   # (T, 72)
+    r_rot = active * over + prior * rot
+    h0[:, :d, :d] += np.einsum("ki,tk,kj->tij", DOF_MATRIX.T, om_rot, DOF_MATRIX.T)
+    g[:, :d] += r_rot @ DOF_MATRIX.T
+    # Smoothness: joint accelerations (Charbonnier) and rotation-parameter accelerations.
+    blocks = {0: h0, 1: np.zeros((max(n - 1, 0), v, v)), 2: np.zeros((max(n - 2, 0), v, v))}
+    if n >= 3:
+        f2 = prob.fps ** 2
+        jp = jac[:, 165:237]
+        p = rows[:, 165:237]
+        acc = (p[2:] - 2 * p[1:-1] + p[:-2]) * f2                   # (T-2, 72)
+        mag2 = (acc.reshape(n - 2, 24, 3) ** 2).sum(-1)
+        om = np.repeat(s.weight_smooth / (2.0 * np.sqrt(mag2 + s.smooth_eps ** 2)), 3, axis=1)
+        coef = (1.0, -2.0, 1.0)
+        eye = np.zeros((v, v))
+        eye[:d, :d] = np.eye(d)
+        racc = (x[2:, :d] - 2 * x[1:-1, :d] + x[:-2, :d]) * f2
+        for a in range(3):
+            g[a:n - 2 + a] += f2 * coef[a] * _jtwr(jp[a:n - 2 + a], om, acc)
+            g[a:n - 2 + a, :d] += s.weight_rot_smooth * f2 * coef[a] * racc
+            for b in range(a, 3):
+                blk = f2 * f2 * coef[a] * coef[b] * _jtwj(jp[a:n - 2 + a], om, jp[b:n - 2 + b])
+                blk += s.weight_rot_smooth * f2 * f2 * coef[a] * coef[b] * eye
+                if a == b:
+                    blocks[0][a:n - 2 + a] += blk
+                else:
+                    blocks[b - a][a:n - 2 + a] += blk
+    # The normal matrix is block-banded (a frame couples with two neighbours each side).
+    diag = np.einsum("tii->ti", h0).ravel().copy()
+    idx = np.arange(v)
+    h0[:, idx, idx] += mu * (np.einsum("tii->ti", h0) + 1e-3)
+    step = _solve_block_pentadiagonal(blocks[0], blocks[1], blocks[2], -g)
+    return step.reshape(n, v), g, diag
+
+
+def _solve_block_pentadiagonal(b0: np.ndarray, b1: np.ndarray, b2: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve the symmetric positive-definite system whose (v x v) blocks are b0[t] at
+    (t, t), b1[t] at (t, t+1), b2[t] at (t, t+2) (and their transposes below): frames
+    paired into super-blocks make it block-tridiagonal, solved by block Cholesky
+    (Thomas) in O(T) small dense factorisations (a general banded solver is far slower
+    at this band width). Torch's LAPACK, inside the solver's one-thread section (numpy's
+    BLAS threads would fight torch's on a small machine)."""
+    import torch
+
+    n, v = rhs.shape
+    m = n + (n % 2)                                   # pad to whole pairs with an identity frame
+    pairs = m // 2
+    full0 = np.tile(np.eye(v), (m, 1, 1))
+    full0[:n] = b0
+    full1 = np.zeros((m, v, v))
+    full1[:len(b1)] = b1
+    full2 = np.zeros((m, v, v))
+    full2[:len(b2)] = b2
+    # Super-block s holds frames 2s, 2s+1: diagonal D_s, coupling E_s to super-block s+1.
+    d = np.zeros((pairs, 2 * v, 2 * v))
+    d[:, :v, :v], d[:, v:, v:] = full0[0::2], full0[1::2]
+    d[:, :v, v:] = full1[0::2]
+    d[:, v:, :v] = np.swapaxes(full1[0::2], 1, 2)
+    e = np.zeros((pairs, 2 * v, 2 * v))
+    e[:, :v, :v] = full2[0::2]                        # (2s, 2s+2)
+    e[:, v:, :v] = full1[1::2]                        # (2s+1, 2s+2)
+    e[:, v:, v:] = full2[1::2]                        # (2s+1, 2s+3)
+    rp = np.zeros((m, v))
+    rp[:n] = rhs
+    dt, et, rt = torch.as_tensor(d), torch.as_tensor(e), torch.as_tensor(rp.reshape(pairs, 2 * v, 1))
+    lower, sub, y = [], [], []
+    prev = None
+    for k in range(pairs):
+        dk, rk = dt[k], rt[k]
+        if prev is not None:
+            dk = dk - prev @ prev.T
+            rk = rk - prev @ y[-1]
+        low = torch.linalg.cholesky(dk)
+        lower.append(low)
+        y.append(torch.linalg.solve_triangular(low, rk, upper=False))
+        if k + 1 < pairs:
+            prev = torch.linalg.solve_triangular(low, et[k], upper=False).T     # the factor's sub-diagonal block
+            sub.append(prev)
+    x: list[Any] = [None] * pairs
+    for k in range(pairs - 1, -1, -1):
+        r = y[k] if k + 1 == pairs else y[k] - sub[k].T @ x[k + 1]
+        x[k] = torch.linalg.solve_triangular(lower[k].T, r, upper=True)
+    return torch.cat(x).reshape(m, v)[:n].numpy()
+
+
+def _levenberg_marquardt(prob: _Problem, data: _ChunkData, x0: np.ndarray, iterations: int,
+                         tick: Callable[[int], None]) -> tuple[np.ndarray, int]:
+    """Minimise _energy over a chunk by damped Gauss-Newton (IRLS for the robust terms);
+    returns the variables (T, V) and the number of energy evaluations."""
+    import torch
+
+    def energy(x: np.ndarray) -> float:
+        t = torch.as_tensor(x)
+        with torch.no_grad():
+            e, _ = _energy(prob, data, t[:, :-3], t[:, -3:])
+        return float(e)
+
+    x = x0.copy()
+    e0 = energy(x)
+    mu, evals = 1e-3, 1
+    for it in range(iterations):
+        step, _, _ = _gauss_newton_step(prob, data, x, mu)
+        e1 = energy(x + step)
+        evals += 1
+        if e1 < e0:
+            x, e0 = x + step, e1
+            mu = max(mu / 3.0, 1e-6)
+        else:
+            mu *= 8.0
+        tick(it + 1)
+    return x, evals
+
+# ---------------------------------------------------------------------------------------------
 # Initialisation
 
 def _continuous_rotvec(r: np.ndarray) -> np.ndarray:
@@ -412,9 +623,9 @@ def solve_capture(track: LandmarkTrack, camera: PinholeCamera, *, fps: float | N
     to cancel. Raises ProtocolError BAD_REQUEST for unusable input."""
     observations.check_inputs(track, camera, fps)
     if rest_positions is not None and np.shape(rest_positions) != (NUM_JOINTS, 3):
-        raise observations._bad("rest_positions", f"expected shape (24, 3), got {np.shape(rest_positions)}")
+        raise observations.bad_request("rest_positions", f"expected shape (24, 3), got {np.shape(rest_positions)}")
     if not (chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds):
-        raise observations._bad("chunk_seconds", f"need chunk_seconds > overlap_seconds >= 0, got "
+        raise observations.bad_request("chunk_seconds", f"need chunk_seconds > overlap_seconds >= 0, got "
                                                  f"{chunk_seconds} and {overlap_seconds}")
     settings = settings or SolverSettings()
     with single_threaded_torch():
@@ -452,7 +663,7 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
     observed = obs.observed
     has_world = observed & np.isfinite(obs.world).all(axis=(1, 2))
     if not has_world.any():
-        raise observations._bad("track.world", "no frame has world landmarks")
+        raise observations.bad_request("track.world", "no frame has world landmarks")
     rot0 = np.zeros((n, NUM_JOINTS, 3))
     rot0[has_world] = initial_rotations(world_work[has_world], prob.offsets_local.numpy(), skeleton.landmark_offset)
     for j in range(NUM_JOINTS):                       # no 2π jumps between frames
@@ -465,8 +676,7 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
     chunk = max(int(round(chunk_seconds * fps)), 8)
     overlap = min(int(round(overlap_seconds * fps)), chunk // 2)
     spans = _chunks(n, chunk, overlap)
-    total_work = len(spans) * (settings.init_iterations + settings.frame_iterations + settings.iterations
-                               + settings.contact_iterations)
+    total_work = len(spans) * (settings.frame_iterations + settings.iterations + settings.contact_iterations)
     done_work = [0]
 
     def ticker(stage: str, base: float = 0.05, span: float = 0.9) -> Callable[[int], None]:
@@ -474,25 +684,8 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
             progress(base + span * min((done_work[0] + k) / max(total_work, 1), 1.0), stage)
         return tick
 
-    # Pose init (no temporal terms: each frame on its own), one pass over chunks.
-    init_params = np.zeros_like(params0)
+    init_params = params0
     evals = 0
-    for s, e in spans:
-        p = torch.tensor(params0[s:e], dtype=dt, requires_grad=True)
-        zeros = torch.zeros((e - s, 3), dtype=dt)
-        data = _ChunkData(None, None, torch.tensor(world_cam[s:e], dtype=dt), torch.tensor(w3d_all[s:e], dtype=dt),
-                          None)
-
-        def closure_init() -> Any:
-            p.grad = None
-            loss, _ = _energy(prob, data, p, zeros, use_2d=False, smooth=False)
-            loss.backward()
-            return loss
-
-        evals += _lbfgs([p], closure_init, settings.init_iterations, ticker("initialise"))
-        done_work[0] += settings.init_iterations
-        init_params[s:e] = p.detach().numpy()
-    init_params = _interpolate_gaps(init_params, observed)
     # Root positions from the initial poses' landmarks (camera axes), gaps interpolated.
     with torch.no_grad():
         _, joints_i, points_i = _pose(prob, torch.tensor(init_params, dtype=dt), torch.zeros((n, 3), dtype=dt))
@@ -527,7 +720,14 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
                 loss.backward()
                 return loss
 
-            evals += _lbfgs([p, tr], closure, iterations, ticker(stage))
+            if smooth and settings.gauss_newton:
+                x, k = _levenberg_marquardt(prob, data, np.concatenate([params_start[s:e], trans_start[s:e]], 1),
+                                            iterations, ticker(stage))
+                evals += k
+                p = torch.tensor(x[:, :-3], dtype=dt)
+                tr = torch.tensor(x[:, -3:], dtype=dt)
+            else:
+                evals += _lbfgs([p, tr], closure, iterations, ticker(stage))
             done_work[0] += iterations
             with torch.no_grad():
                 _, terms = _energy(prob, data, p, tr)
@@ -535,6 +735,8 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
             rot = (p.detach() @ prob.dof).reshape(e - s, NUM_JOINTS, 3).numpy()
             results.append((rot, tr.detach().numpy()))
         rot, trans = _blend(spans, results, n)
+        for j in range(NUM_JOINTS):                   # slerp's shortest-arc output: no 2π jumps
+            rot[:, j] = _continuous_rotvec(rot[:, j])
         return _params_from_rotations(rot), trans, stats
 
     # Each frame on its own first (2D and 3D, no smoothness: cheap, well conditioned),
