@@ -35,8 +35,12 @@ with PyAV by the backend environment's Python) and <camera>.npz:
     K (3, 3), world_to_camera (4, 4)   OpenCV convention (`opencv_camera`),
     joints_px (T, 24, 2)     joints_world projected with K (checks and baselines),
     avatar, motion, camera   the specs (JSON strings).
+    target_preset, target_bone_names, target_parents, target_rest_matrices
+                             the rendered avatar's rig as a <target rig> (describe_rig).
 A clip whose spec (and this renderer's version) has not changed is not
 rendered again: <out>/<clip>/spec.json holds the hash it was made from.
+--truth-only regenerates rendered clips' avatar and motion without rendering,
+checks their joints against the saved truth and adds fields the npz lacks.
 Rendering runs at the niceness it is started with: start it with `nice -n 10`.
 """
 from __future__ import annotations
@@ -324,11 +328,43 @@ def render_clip(bpy: Any, addon: Any, clip: dict[str, Any], out: Path, address: 
             image_size=np.array([w, h]), joints_world=joints.astype(np.float32), smpl_joints=smpl.astype(np.float32),
             contacts=contacts, K=K, world_to_camera=world_to_camera, joints_px=px.astype(np.float32),
             joint_names=np.array(SMPL24), avatar=json.dumps(clip["avatar"]), motion=json.dumps(clip["motion"]),
-            camera=json.dumps(cam_spec))
+            camera=json.dumps(cam_spec), **target_arrays(af.motion_target(rig)))
         print(f"render_clips: {clip['name']}/{cam_spec['name']}: {n} frames {w}x{h}, {per_frame:.2f} s/frame, "
               f"joints in frame {inside:.1%}", flush=True)
         bpy.data.objects.remove(cam)
     (folder / "spec.json").write_text(json.dumps({"hash": spec_hash(clip), "clip": clip}, indent=1), "utf-8")
+
+
+def target_arrays(target: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The rendered avatar's rig as a <target rig> (the add-on's description), for the
+    npz: a bench can give the solver the actor's own bone lengths (--target actor)."""
+    return {"target_preset": np.array(target["preset"]), "target_bone_names": np.array(target["bone_names"]),
+            "target_parents": np.asarray(target["parents"], np.int32),
+            "target_rest_matrices": np.asarray(target["rest_matrices"], np.float32)}
+
+
+def refresh_truth(bpy: Any, addon: Any, clip: dict[str, Any], out: Path, address: str) -> None:
+    """Regenerate a rendered clip's avatar and motion (no rendering), check that
+    its joints are the ones saved, and add what this renderer version saves and
+    the saved npz lacks (the actor's rig)."""
+    af = addon.api
+    scene = bpy.context.scene
+    clear_scene(bpy)
+    rig, _mesh = make_avatar(af, clip["avatar"], address)
+    _motion, imported = make_motion(af, clip["motion"], rig, address)
+    bone_of = {joint: bone for bone, joint in rigs_anny_map().items()}
+    for cam_spec in clip["cameras"]:
+        path = out / clip["name"] / f"{cam_spec['name']}.npz"
+        saved = dict(np.load(path))
+        frames = list(range(imported.frame_start, imported.frame_start + int(saved["frames"])))
+        joints = joints_over_frames(bpy, scene, rig, frames, bone_of)
+        error_mm = float(np.nanmax(np.abs(joints - saved["joints_world"]))) * 1000
+        if error_mm > 1.0:
+            raise SystemExit(f"{path}: the regenerated clip differs from the saved truth by {error_mm:.1f} mm; "
+                             "render it again (--force)")
+        saved.update(target_arrays(af.motion_target(rig)))
+        np.savez_compressed(path, **saved)
+        print(f"render_clips: {path}: truth refreshed (joints reproduced within {error_mm:.3f} mm)", flush=True)
 
 
 def rigs_anny_map() -> dict[str, str]:
@@ -365,6 +401,8 @@ def main_render(argv: list[str]) -> int:
     p.add_argument("--only", nargs="*", help="render only these clips (names)")
     p.add_argument("--frames", type=int, help="render only the first N frames (timing a set-up)")
     p.add_argument("--force", action="store_true", help="render even when the spec has not changed")
+    p.add_argument("--truth-only", action="store_true",
+                   help="rendered clips: regenerate avatar and motion, check the saved joints, add missing truth")
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "blender_addon" / "scripts"))
@@ -373,6 +411,8 @@ def main_render(argv: list[str]) -> int:
 
     clips = [c for c in load_specs(args.spec) if not args.only or c["name"] in args.only]
     todo = [c for c in clips if args.force or args.frames or not is_rendered(args.out / c["name"], c)]
+    if args.truth_only:
+        todo = [c for c in clips if all((args.out / c["name"] / f"{cam['name']}.npz").is_file() for cam in c["cameras"])]
     print(f"render_clips: {len(clips)} clips, {len(todo)} to render into {args.out}", flush=True)
     if not todo:
         return 0
@@ -390,6 +430,9 @@ def main_render(argv: list[str]) -> int:
         af.connect(address, timeout_s=60)
         for clip in todo:
             t0 = time.perf_counter()
+            if args.truth_only:
+                refresh_truth(bpy, addon, clip, args.out, address)
+                continue
             render_clip(bpy, addon, clip, args.out, address, python, args.frames)
             print(f"render_clips: {clip['name']} done in {time.perf_counter() - t0:.0f} s", flush=True)
     finally:

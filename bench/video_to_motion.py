@@ -6,22 +6,30 @@ joints the renders were made from.
     .venv/bin/python bench/video_to_motion.py --set holdout             # only once the solver is final
     .venv/bin/python bench/video_to_motion.py --check-landmarks tests/data/video/walk_small/three_quarter.mp4
 
-The clips must be rendered first (hours of CPU if not; cached by spec):
+The clips must be rendered first (about 5-15 s a frame on 2 shared cores; cached by spec):
     nice -n 10 .venv-blender/bin/python bench/render_clips.py --backend-python .venv/bin/python \\
         --spec bench/data/video/dev.json --out /tmp/af-video-clips/dev
 
+The job retargets onto --target: Anny's default rig ("anny", the default), or
+the rendered avatar's own rig ("actor": the solver gets the actor's true bone
+lengths). The solved joints are read on that rig exactly as the truth is read
+on the rendered one (rigs.ANNY bone heads), so with "anny" MPJPE also counts
+the difference between the actor's proportions and Anny's default body.
 Per clip (video of one camera) and mean, dev and hold-out apart, on the 15
 joints a video can show (bench/video_metrics.py):
 - MPJPE: pelvis-aligned, one rotation about the vertical per clip; PA-MPJPE:
   each frame Procrustes-aligned; both mm;
-- foot skate: mean horizontal speed (mm/frame) of Anny's ankles (the motion
-  retargeted onto Anny's default rig, backend FK) while the motion says the
-  foot is in contact; the truth's own figure (the rendered Anny, the motion's
-  contacts) is printed beside it;
+- foot skate: mean horizontal speed (mm/frame) of the target rig's ankles
+  while the solved motion says the foot is in contact; beside it, the truth's
+  own figure (the rendered Anny's ankles during the source motion's contacts:
+  what the text -> motion retargeting onto that avatar already slides);
 - jitter: mean joint acceleration / the truth's;
-- fps end to end (decode -> landmarks -> solve -> Motion), wall clock;
+- fps end to end (decode -> landmarks -> solve -> Motion, retargeting included),
+  solved frames / wall seconds of the job, Anny loaded beforehand as in a server;
 - baseline: MediaPipe's world landmarks alone, frame by frame (video mode),
-  mapped onto the 15 joints: its PA-MPJPE and MPJPE (where it found the person).
+  mapped onto the 15 joints: its PA-MPJPE and MPJPE (where it found the person;
+  its MPJPE keeps the camera's pitch, which MediaPipe's camera-aligned frame has).
+--save DIR writes each clip's solved and true joints (npz) to look into a figure.
 A hold-out run is recorded in bench/holdout_runs.jsonl (set name, content
 digest, commit, figures; no prompt words): its first run is the one that counts.
 """
@@ -52,7 +60,6 @@ SETS = {"dev": BENCH / "data" / "video" / "dev.json", "holdout": BENCH / "data" 
 CLIPS = Path("/tmp/af-video-clips")          # render_clips.py --out <CLIPS>/<set>
 LEDGER = BENCH / "holdout_runs.jsonl"
 TARGETS = {"pa_mpjpe": 50.0, "skate": 5.0, "jitter": 1.5, "fps": 15.0}
-ANNY_FEET = ("foot.L", "foot.R")             # heads: the ankles
 
 
 @dataclass
@@ -144,12 +151,21 @@ def check_landmarks(video: Path) -> int:
 
 # -- the pipeline ----------------------------------------------------------------------
 
-def run_pipeline(video: Path, focal_mm: float) -> tuple[Any, float]:
+def actor_target(truth: Any) -> dict[str, Any]:
+    """The rendered avatar's own rig (render_clips.py saves it) as the job's <target rig>."""
+    if "target_rest_matrices" not in truth:
+        raise SystemExit("this clip's truth has no actor rig: bench/render_clips.py --truth-only adds it")
+    return {"preset": str(truth["target_preset"]), "bone_names": [str(b) for b in truth["target_bone_names"]],
+            "parents": [int(p) for p in truth["target_parents"]],
+            "rest_matrices": np.asarray(truth["target_rest_matrices"], np.float32)}
+
+
+def run_pipeline(video: Path, focal_mm: float, target: str | dict[str, Any] = "anny") -> tuple[Any, float]:
     """The `video_motion` job in this process: (its Motion, wall seconds)."""
     from avatarforge.backend.cli import run_job
     from avatarforge.backend.config import BackendConfig
 
-    params = {"data": video.read_bytes(), "filename": video.name, "focal_mm": float(focal_mm), "target": "anny"}
+    params = {"data": video.read_bytes(), "filename": video.name, "focal_mm": float(focal_mm), "target": target}
     t0 = time.perf_counter()
     artifacts = run_job("video_motion", params, BackendConfig())
     seconds = time.perf_counter() - t0
@@ -157,37 +173,54 @@ def run_pipeline(video: Path, focal_mm: float) -> tuple[Any, float]:
     return motion, seconds
 
 
-def anny_feet(motion: Any) -> np.ndarray:
-    """(T, 2, 3) Anny's ankles (world, Z up) with the motion keyed on her default rig."""
+def rig_joints(motion: Any, target: str | dict[str, Any]) -> np.ndarray:
+    """(T, 24, 3) SMPL-24 joints (world, Z up) of the motion as keyed on the Anny
+    rig it was retargeted onto (Anny's default rig, or the actor's own): the
+    backend's FK of the pose-bone tracks, read at the bones rigs.ANNY maps, as
+    render_clips.py reads the truth (NaN: left/right_foot and _hand, no bone head)."""
     from avatarforge.backend.motion.retarget import tracks_heads
+    from avatarforge.backend.motion.rigs import ANNY
     from avatarforge.backend.motion.target_rigs import default_rig
 
-    names, parents, rest = default_rig("anny")
+    if isinstance(target, dict):
+        names, parents, rest = list(target["bone_names"]), target["parents"], target["rest_matrices"]
+    else:
+        names, parents, rest = default_rig(target)
+        names = list(names)
     tracks = motion.retargeted
     if tracks is None or tracks.rig != "anny":
         raise RuntimeError(f"the motion is not retargeted onto Anny (rig {getattr(tracks, 'rig', None)!r})")
     heads = tracks_heads(tracks, names, parents, rest)
-    return heads[:, [names.index(b) for b in ANNY_FEET]]
+    out = np.full((len(heads), 24, 3), np.nan)
+    for bone, joint in ANNY.items():
+        out[:, vm.SMPL24.index(joint)] = heads[:, names.index(bone)]
+    return out
 
 
-def score_video(video: Path, baseline: bool = True) -> ClipResult:
-    """Every figure for one rendered video."""
+def score_video(video: Path, baseline: bool = True, save: Path | None = None, target: str = "anny") -> ClipResult:
+    """Every figure for one rendered video; `save`: a folder for the solved joints
+    and contacts (<clip>_<camera>.npz), to look into a figure."""
     truth = np.load(video.with_suffix(".npz"))
     camera = json.loads(str(truth["camera"]))
     name = f"{video.parent.name}/{video.stem}"
     true_joints = truth["joints_world"].astype(np.float64)
     true_contacts = truth["contacts"].astype(bool)
     truth_skate = vm.foot_skate(true_joints[:, list(vm.ANKLES)], true_contacts)
-    motion, seconds = run_pipeline(video, float(camera["focal_mm"]))
-    pred = np.asarray(motion.joints, np.float64)
+    rig = actor_target(truth) if target == "actor" else target
+    motion, seconds = run_pipeline(video, float(camera["focal_mm"]), rig)
+    pred = rig_joints(motion, rig)
     n = min(len(pred), len(true_joints))
     note = "" if len(pred) == len(true_joints) else f"{len(pred)} frames solved for {len(true_joints)} rendered"
     scores = vm.score_clip(pred[:n], true_joints[:n])
     contacts = np.asarray(motion.contacts, bool) if motion.contacts is not None else None
-    feet = anny_feet(motion)
+    feet = pred[:, list(vm.ANKLES)]
     if contacts is None:
         contacts, note = vm.detect_contacts(feet), (note + "; " if note else "") + "contacts detected here"
     skate = vm.foot_skate(feet, contacts)
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save / f"{video.parent.name}_{video.stem}.npz", joints=pred, trans=motion.trans,
+                            contacts=contacts, anny_feet=feet, truth=true_joints, truth_contacts=true_contacts)
     mp_mpjpe = mp_pa = mp_found = float("nan")
     if baseline:
         frames, _fps = read_frames(video)
@@ -284,6 +317,10 @@ def main() -> int:
                    "bench/data/video/test_clips.json with --clips tests/data/video)")
     p.add_argument("--clips", type=Path, help=f"rendered clips of the set (default {CLIPS}/<set>)")
     p.add_argument("--only", nargs="*", help="clip/camera names to run (a dev-set convenience)")
+    p.add_argument("--target", choices=("anny", "actor"), default="anny",
+                   help="the rig the job retargets onto (and takes bone lengths from): Anny's default body, or "
+                        "the rendered avatar's own rig (its true proportions)")
+    p.add_argument("--save", type=Path, help="write each clip's solved joints here (npz), to look into a figure")
     p.add_argument("--no-baseline", action="store_true", help="skip MediaPipe-alone figures")
     p.add_argument("--check-landmarks", type=Path, nargs="+", metavar="VIDEO",
                    help="only check MediaPipe on rendered videos (found fraction, pixel error)")
@@ -313,13 +350,14 @@ def main() -> int:
     default_rig("anny")    # Anny loaded once before timing, as in a running server (the first job loads it)
     results = []
     for video in videos:
-        result = score_video(video, baseline=not args.no_baseline)
+        result = score_video(video, baseline=not args.no_baseline, save=args.save, target=args.target)
         print(f"{result.clip}: PA-MPJPE {result.pa_mpjpe:.1f} mm, MPJPE {result.mpjpe:.1f} mm, skate "
               f"{result.skate:.2f} mm/frame, jitter {result.jitter:.2f}x, {result.fps:.1f} fps", flush=True)
         results.append(result)
-    print_table(f"{'spec' if args.spec else args.set} set ({spec.relative_to(REPO)}): {len(results)} videos", results)
+    print_table(f"{'spec' if args.spec else args.set} set ({spec.relative_to(REPO)}): {len(results)} videos, "
+                f"target {args.target}", results)
     if args.set == "holdout" and not args.spec:
-        record_holdout_run(spec, {**summary(results), "missing": len(missing),
+        record_holdout_run(spec, {**summary(results), "missing": len(missing), "target": args.target,
                                   "per_clip": [dataclasses.asdict(r) for r in results]})
     return 0
 

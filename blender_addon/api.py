@@ -37,7 +37,7 @@ from .exporters import ExportedMotion, ExportFailed
 from .importers import ImportFailed
 from .protocol import ErrorCode, ProtocolError
 from .protocol.client import BackendUnavailable, Client
-from .protocol.limits import VIDEO_SUFFIXES
+from .protocol.limits import VIDEO_MAX_BYTES, VIDEO_SUFFIXES
 from .settings import Settings, current_settings
 
 # Anny's macro phenotypes the panel shows, in [0, 1] (DESIGN §6: gender 0 male,

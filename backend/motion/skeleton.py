@@ -97,7 +97,7 @@ def forward_kinematics(rotations: Any, trans: Any, rest_positions: Any = None,
     rot = torch.as_tensor(np.asarray(rotations) if is_numpy else rotations)
     dtype = rot.dtype if rot.dtype in (torch.float32, torch.float64) else torch.float32
     rot = rot.to(dtype)
-    tr = torch.as_tensor(np.asarray(trans) if is_numpy else trans, dtype=dtype, device=rot.device)
+    tr = torch.as_tensor(np.array(trans) if is_numpy else trans, dtype=dtype, device=rot.device)
     rest = reference_rest_positions() if rest_positions is None else np.asarray(rest_positions)
     # Offsets are expressed in the parent's rest frame, which is REST_ROTATION for every SMPL joint.
     offsets_world = torch.as_tensor(reference_offsets(rest), dtype=dtype, device=rot.device)

@@ -51,6 +51,14 @@ TIERS = (Tier("embedded", {"pipeline": VIDEO_MOTION_JOB, "video_decoder": VIDEO_
                            "retargeter": RETARGETER}, embedded=True),)
 
 
+def _safe_basename(filename: str) -> str:
+    """The file's own name, without folders or characters a file system may refuse."""
+    base = PurePath(filename.replace("\\", "/")).name
+    safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
+    suffix = PurePath(base).suffix.lower()
+    return (safe[:120] if safe else "clip") + ("" if safe.lower().endswith(suffix) else suffix)
+
+
 def _stem(filename: str) -> str:
     stem = PurePath(filename.replace("\\", "/")).stem.strip()
     return "".join(c for c in stem if c.isprintable())[:NAME_MAX] or "video_motion"
@@ -107,8 +115,9 @@ class VideoMotionPipeline(Pipeline):
         started = time.monotonic()
         ctx.progress(0.0, "reading the video")
         with tempfile.TemporaryDirectory(prefix="avatarforge-video-") as tmp:
-            # PyAV seeks and probes on a file; the upload is written once, removed after.
-            path = Path(tmp) / ("clip" + PurePath(params["filename"].replace("\\", "/")).suffix.lower())
+            # PyAV seeks and probes on a file; the upload is written once (under the user's
+            # file name, so messages name it), removed after.
+            path = Path(tmp) / _safe_basename(params["filename"])
             path.write_bytes(params["data"])
             tracked = self._track(path, params, ctx)
         camera = self._camera(params, tracked.info)
@@ -170,7 +179,7 @@ class VideoMotionPipeline(Pipeline):
         from ..motion.targets import target_summary
 
         info = tracked.info
-        fps = float(params["fps"] or info.fps)
+        fps = float(solution.fps)        # the solve's uniform frames (the clip's mean rate by its timestamps)
         video = {"filename": params["filename"], "fps": info.fps, "frames": int(len(solution.rotations)),
                  "start": float(params["start"] or 0.0), "gaps": [list(g) for g in solution.gaps],
                  "gaps_seconds": [[round(a / fps, 4), round(b / fps, 4)] for a, b in solution.gaps],

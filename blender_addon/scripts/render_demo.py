@@ -3,7 +3,11 @@ description (default 'a young woman in a red hoodie and blue jeans';
 --prompt '' builds the default body instead), save it and render it with
 Cycles on the CPU; then animate it from a prompt
 (default 'waves hello, then jumps') and render a strip of frames of the
-motion side by side (out/demo_motion.png). `make demo` runs this.
+motion side by side (out/demo_motion.png); then capture the motion of the
+person in a short bundled video (tests/data/video/demo_wave, rendered by
+bench/render_clips.py) onto the same avatar and render video frames above the
+avatar seen through the solved camera over them (out/demo_video.png). `make demo`
+runs this.
 
     python render_demo.py --backend-python .venv/bin/python --store out/store \\
         --blend out/demo.blend --png out/demo.png                          # bpy wheel
@@ -49,7 +53,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--motion-frames", type=int, default=6, help="frames in the strip")
     p.add_argument("--motion-size", default="160x240", help="width x height of each frame of the strip")
     p.add_argument("--motion-samples", type=int, default=8)
+    p.add_argument("--video", default=DEMO_VIDEO, help="a video of one person for video -> motion ('' skips it)")
+    p.add_argument("--video-focal-mm", type=float, default=35.0,
+                   help="the video's 35 mm-equivalent focal length (the bundled clip was rendered with 35 mm)")
+    p.add_argument("--video-png", default="out/demo_video.png",
+                   help="video frames (top) above the avatar performing them, seen through the solved camera")
+    p.add_argument("--video-frames", type=int, default=4, help="frames compared")
     return p.parse_args(argv)
+
+
+DEMO_VIDEO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "video",
+                          "demo_wave", "front.mp4")
 
 
 def empty_scene() -> bpy.types.Scene:
@@ -92,8 +106,8 @@ def frame_motion(scene: bpy.types.Scene, objects: list[bpy.types.Object], frames
         bpy.data.meshes.remove(box_mesh)
 
 
-def render_strip(scene: bpy.types.Scene, frames: list[int], path: str) -> None:
-    """Render each frame and write them side by side into one PNG."""
+def render_tiles(scene: bpy.types.Scene, frames: list[int]) -> np.ndarray:
+    """Each frame rendered, side by side: (h, w * n, 4) RGBA, rows bottom-up as Blender stores pixels."""
     from avatarforge_addon import render_setup
 
     tiles = []
@@ -105,13 +119,21 @@ def render_strip(scene: bpy.types.Scene, frames: list[int], path: str) -> None:
             w, h = img.size
             tiles.append(np.array(img.pixels[:], np.float32).reshape(h, w, 4))
             bpy.data.images.remove(img)
-    strip = np.concatenate(tiles, axis=1)   # rows bottom-up, as Blender stores pixels
-    out = bpy.data.images.new("demo motion strip", strip.shape[1], strip.shape[0], alpha=True)
-    out.pixels.foreach_set(strip.ravel())
+    return np.concatenate(tiles, axis=1)
+
+
+def save_png(pixels: np.ndarray, path: str) -> None:
+    out = bpy.data.images.new("demo picture", pixels.shape[1], pixels.shape[0], alpha=True)
+    out.pixels.foreach_set(pixels.ravel())
     out.filepath_raw = path
     out.file_format = "PNG"
     out.save()
     bpy.data.images.remove(out)
+
+
+def render_strip(scene: bpy.types.Scene, frames: list[int], path: str) -> None:
+    """Render each frame and write them side by side into one PNG."""
+    save_png(render_tiles(scene, frames), path)
 
 
 def animate_demo(af: object, args: argparse.Namespace, address: str, scene: bpy.types.Scene,
@@ -133,6 +155,34 @@ def animate_demo(af: object, args: argparse.Namespace, address: str, scene: bpy.
     scene.frame_set(motion.frame_start)
     print(f"demo: rendered {args.motion_png} (frames {', '.join(map(str, frames))}, {width}x{height} px, "
           f"{args.motion_samples} samples) in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def capture_demo(af: object, args: argparse.Namespace, address: str, scene: bpy.types.Scene,
+                 rig: bpy.types.Object, mesh: bpy.types.Object) -> None:
+    """Capture the bundled video's motion onto the demo avatar; render video frames
+    (top row: the footage alone) above the avatar performing them, seen through the
+    solved camera in front of the footage (bottom row): out/demo_video.png."""
+    t0 = time.perf_counter()
+    take = af.motion_from_video(args.video, rig=rig, focal_mm=args.video_focal_mm, reference="plane",
+                                address=address, on_progress=af.print_progress)
+    said = "; ".join(take.report()) or "no gaps, one person"
+    print(f"demo: video -> motion: {take.motion.frame_end - take.motion.frame_start + 1} frames on {rig.name} "
+          f"({said}) in {time.perf_counter() - t0:.1f} s", flush=True)
+    plane = take.camera.plane
+    scene.camera = take.camera.camera          # the importer set the render size to the video's
+    scene.cycles.samples = args.motion_samples
+    plane.hide_render = False
+    start, end = take.motion.frame_start, take.motion.frame_end
+    frames = np.linspace(start, end, max(1, args.video_frames)).round().astype(int).tolist()
+    t0 = time.perf_counter()
+    mesh.hide_render = True
+    footage = render_tiles(scene, frames)
+    mesh.hide_render = False
+    performed = render_tiles(scene, frames)
+    plane.hide_render = True
+    save_png(np.concatenate([performed, footage], axis=0), os.path.abspath(args.video_png))  # rows bottom-up
+    print(f"demo: rendered {args.video_png} (video frames {', '.join(map(str, frames))} above the avatar "
+          f"through the solved camera) in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def main() -> int:
@@ -171,6 +221,8 @@ def main() -> int:
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
         if args.motion_prompt:
             animate_demo(af, args, address, scene, rig, mesh)
+        if args.video:
+            capture_demo(af, args, address, scene, rig, mesh)
         os.makedirs(os.path.dirname(os.path.abspath(args.blend)), exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.blend), compress=True)
         print(f"demo: saved {args.blend}", flush=True)

@@ -113,6 +113,7 @@ def edit_source(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
 
 @pytest.mark.parametrize("module, expected", [
     ("backend.motion.synthesis", TEXT_MOTION),
+    ("backend.motion.joint_limits", TEXT_MOTION | VIDEO_MOTION),
     ("backend.text.motion_prompt", TEXT_MOTION),
     ("backend.render.clothing_texture", TEXT_AVATAR),
     ("backend.text.appearance", TEXT_AVATAR),

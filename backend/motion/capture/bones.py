@@ -116,7 +116,8 @@ def actor_skeleton(world: np.ndarray, visibility: np.ndarray, observed: np.ndarr
             g, f = x[0], x[1:]
             model = _segment_lengths(_rest_landmarks(_scaled_rest(g, f), np.exp(g)))
             data = np.log(model[ok]) - np.log(measured[ok])
-            return np.concatenate([data, f / PROPORTION_SIGMA * 0.05])
+            # data in log units (a median's spread ~5 %), proportions pulled to the global scale
+            return np.concatenate([data / 0.05, f / PROPORTION_SIGMA])
 
         x0 = np.zeros(1 + len(SEGMENTS))
         x0[0] = float(np.median(np.log(measured[ok] / ref[ok])))
@@ -126,7 +127,8 @@ def actor_skeleton(world: np.ndarray, visibility: np.ndarray, observed: np.ndarr
         log_g, log_f = float(sol.x[0]), sol.x[1:]
     rest = _scaled_rest(log_g, log_f)
     fitted = _segment_lengths(_rest_landmarks(rest, np.exp(log_g)))
-    segments = {n: {"measured": float(m), "fitted": float(f)} for n, m, f in zip(SEGMENTS, measured, fitted)}
+    segments = {n: {"measured": float(m) if np.isfinite(m) else None, "fitted": float(f)}
+                for n, m, f in zip(SEGMENTS, measured, fitted)}
     return skeleton_from_rest(rest, segments)
 
 

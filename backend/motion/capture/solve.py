@@ -1,8 +1,7 @@
 """Solve an SMPL-24 motion from MediaPipe Pose landmarks over a whole clip (issue 10).
 
 Not frame by frame: every output frame's pose and root position are variables of
-one objective per chunk of the clip (chunks overlap and are cross-faded), fitted
-with L-BFGS through differentiable forward kinematics (skeleton.py):
+one objective per chunk of the clip (chunks overlap and are cross-faded):
 
 - 2D: robust (Geman-McClure), visibility-weighted reprojection of the 33
   landmarks (landmark_map: joints plus fixed offsets) through the pinhole camera;
@@ -10,18 +9,25 @@ with L-BFGS through differentiable forward kinematics (skeleton.py):
   axes), robust, visibility-weighted; with the 2D term this fixes depth: the root
   trajectory in metres follows from the person's image size and the focal length;
 - bone lengths constant (the actor's skeleton, bones.py, or the target's);
-- joint limits (synthesis.joint_limits) and priors on the poorly seen degrees of
+- joint limits (motion/joint_limits.py) and priors on the poorly seen degrees of
   freedom (twists, collars, spine split, wrists);
 - smoothness: a Charbonnier (L1-like) penalty on joint accelerations, so noise
   is flattened (a held pose does not tremble) while a real acceleration costs
-  only linearly and survives (a punch keeps its snap);
-- contacts (second pass): sole points found planted on the first pass
-  (contacts.py) are pulled to one spot on the fitted ground plane (ground.py).
+  only linearly (a fast move is not rounded off as a quadratic penalty would);
+- contacts (second pass): feet found planted on the first pass (contacts.py) are
+  held at one spot on the fitted ground plane (ground.py).
 
-Initialisation: each frame's pose from the world landmarks alone (root from the
-torso's frame), the root position per frame in closed form (linear least squares
-of the reprojection with the pose fixed), gaps interpolated. Frames without
-observations (gaps) have no data terms; the smoothness prior fills them.
+Steps: a closed-form pose per frame from the world landmarks (initial.py) and the
+root position per frame by linear least squares of the reprojection (optionally
+each frame refined on its own by L-BFGS); these smoothed by L1 trend filtering
+(smoothing.py); then the whole chunk by Levenberg-Marquardt:
+Gauss-Newton with the robust terms reweighted (IRLS), per-frame Jacobians by
+batched forward differences, and the block-banded normal equations (each frame
+couples with two neighbours through the accelerations) solved by block Cholesky
+in time linear in the frames. (L-BFGS on the whole chunk, the fallback setting,
+needs hundreds of iterations to smooth: the acceleration coupling is
+ill-conditioned.) Frames without observations (gaps) have no data terms; the
+smoothness prior fills them.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from ...core import rotations as R
 from ...core.capture import LandmarkTrack, PinholeCamera
 from ...core.threads import single_threaded_torch
 from ..skeleton import J, NUM_JOINTS, PARENTS, REST_ROTATION, reference_offsets
-from ..synthesis import joint_limits
+from ..joint_limits import joint_limits
 from . import bones, observations
 from .initial import initial_rotations
 from .smoothing import trend_filter
@@ -92,8 +98,9 @@ class SolverSettings:
     sigma_2d: float = 0.03            # Geman-McClure scale of the reprojection residual (m at the person)
     sigma_3d: float = 0.08            # ... of the world-landmark residual (m)
     weight_2d: float = 1.0
-    weight_3d: float = 0.25
-    weight_smooth: float = 4e-3     # per joint, per (m/s²) of acceleration (Charbonnier)
+    weight_3d: float = 0.5
+    weight_smooth: float = 4e-3       # per joint, per (m/s²) of acceleration (Charbonnier)
+    distal_smoothing: float = 1.0     # factor on the elbows', wrists' and hands' smoothness
     smooth_eps: float = 0.3           # m/s²: below this the smoothness penalty is quadratic
     weight_rot_smooth: float = 2e-6   # on rotation-parameter accelerations (rad/s²)², unseen twists
     weight_limits: float = 10.0
@@ -102,11 +109,11 @@ class SolverSettings:
     sigma_contact: float = 0.01
     trend_rotation: float = 0.15      # L1 trend filter of the per-frame fits (rad per frame²), smoothing.py
     trend_translation: float = 0.06   # ... of the root positions (m per frame²)
-    final_trend: bool = False
-    gauss_newton: bool = True        # whole-chunk passes by Levenberg-Marquardt (else L-BFGS)
-    frame_iterations: int = 20
-    iterations: int = 8
-    contact_iterations: int = 8
+    final_trend: bool = False         # trend-filter the first pass again before contacts (L-BFGS runs needed it)
+    gauss_newton: bool = True         # whole-chunk passes by Levenberg-Marquardt (else L-BFGS)
+    frame_iterations: int = 0         # per-frame L-BFGS refinement before the trend filter (off: LM does better)
+    iterations: int = 5               # Levenberg-Marquardt steps per chunk, first pass
+    contact_iterations: int = 5       # ... second pass (contacts held)
 
 
 @dataclass
@@ -152,6 +159,15 @@ def _params_from_rotations(rot: np.ndarray) -> np.ndarray:
     return rot.reshape(len(rot), -1) @ np.linalg.pinv(DOF_MATRIX)
 
 
+def _smooth_weights(settings: SolverSettings) -> np.ndarray:
+    """(24,) smoothness factor per joint: hands and forearms move fastest (a punch, a
+    throw), so their accelerations are penalised less than the trunk's."""
+    w = np.ones(NUM_JOINTS)
+    for name in ("left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand"):
+        w[J[name]] = settings.distal_smoothing
+    return w
+
+
 def _prior_weights() -> np.ndarray:
     w = np.zeros((NUM_JOINTS, 3))
     for name, j in J.items():
@@ -178,6 +194,7 @@ class _Problem:
     prior_w: Any
     dof: Any
     landmark_w: Any
+    smooth_w: Any                  # torch (24,) per-joint factor on the smoothness term
     settings: SolverSettings
 
 
@@ -191,7 +208,7 @@ def _problem(skeleton: bones.ActorSkeleton, camera: PinholeCamera, fps: float, s
     offsets_local = reference_offsets(skeleton.rest) @ REST_ROTATION
     return _Problem(skeleton.rest, t(REST_ROTATION), t(offsets_local), t(skeleton.landmark_offset), float(camera.focal_px), float(camera.cx),
                     float(camera.cy), fps, t(lo), t(hi), t(mask), t(_prior_weights()), t(DOF_MATRIX),
-                    t(_LANDMARK_WEIGHT), settings)
+                    t(_LANDMARK_WEIGHT), t(_smooth_weights(settings)), settings)
 
 
 def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -281,7 +298,7 @@ def _energy(prob: _Problem, data: _ChunkData, params: Any, trans: Any, use_data3
     if smooth and n >= 3:
         acc = (joints[2:] - 2 * joints[1:-1] + joints[:-2]) * prob.fps ** 2
         mag = torch.sqrt((acc ** 2).sum(-1) + s.smooth_eps ** 2) - s.smooth_eps
-        terms["smooth"] = s.weight_smooth * mag.sum()
+        terms["smooth"] = s.weight_smooth * (mag * prob.smooth_w).sum()
         racc = (params[2:] - 2 * params[1:-1] + params[:-2]) * prob.fps ** 2
         terms["rot_smooth"] = s.weight_rot_smooth * (racc ** 2).sum()
     over = torch.relu(rot - prob.hi) + torch.relu(prob.lo - rot)
@@ -357,21 +374,25 @@ def _jtwr(ja: np.ndarray, w: np.ndarray, r: np.ndarray) -> np.ndarray:
     return torch.bmm(a.transpose(1, 2), torch.as_tensor(np.ascontiguousarray((w * r)[..., None])))[..., 0].numpy()
 
 
-def _rows_and_jacobian(prob: _Problem, data: _ChunkData, x: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (T, K) and their Jacobian (T, K, V) by forward differences, all frames and
-    all perturbations in one batched evaluation (each frame's rows depend on its own
-    variables only)."""
+def _rows_and_jacobian(prob: _Problem, data: _ChunkData, x: Any, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (T, K) and their Jacobian (T, K, V) by forward differences: `batch` frames
+    with all their perturbations per batched evaluation (each frame's rows depend on its
+    own variables only; batches bound the memory of a long chunk)."""
     import torch
 
     n, v = x.shape
     h = 1e-6
-    xs = x.unsqueeze(1).repeat(1, v + 1, 1)
-    xs[:, 1:] += h * torch.eye(v, dtype=x.dtype)
-    with torch.no_grad():
-        rows = _frame_rows(prob, data, xs.reshape(n * (v + 1), v), v + 1).reshape(n, v + 1, -1)
-    base = rows[:, 0]
-    jac = ((rows[:, 1:] - base[:, None]) / h).transpose(1, 2)
-    return base.numpy(), jac.numpy()
+    bases, jacs = [], []
+    for s in range(0, n, batch):
+        e = min(s + batch, n)
+        xs = x[s:e].unsqueeze(1).repeat(1, v + 1, 1)
+        xs[:, 1:] += h * torch.eye(v, dtype=x.dtype)
+        part = _ChunkData(data.image[s:e], None, data.world[s:e], None, data.depth[s:e])
+        with torch.no_grad():
+            rows = _frame_rows(prob, part, xs.reshape((e - s) * (v + 1), v), v + 1).reshape(e - s, v + 1, -1)
+        bases.append(rows[:, 0])
+        jacs.append(((rows[:, 1:] - rows[:, :1]) / h).transpose(1, 2))
+    return torch.cat(bases).numpy(), torch.cat(jacs).numpy()
 
 
 def _gauss_newton_step(prob: _Problem, data: _ChunkData, x: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -414,7 +435,8 @@ def _gauss_newton_step(prob: _Problem, data: _ChunkData, x: np.ndarray, mu: floa
     prior = prob.prior_w.numpy().reshape(-1) * s.weight_prior
     om_rot = active + prior                                   # (T, 72)
     r_rot = active * over + prior * rot
-    h0[:, :d, :d] += np.einsum("ki,tk,kj->tij", DOF_MATRIX.T, om_rot, DOF_MATRIX.T)
+    dof_t = np.broadcast_to(DOF_MATRIX.T, (n,) + DOF_MATRIX.T.shape)          # rot = params @ DOF
+    h0[:, :d, :d] += _jtwj(dof_t, om_rot, dof_t)
     g[:, :d] += r_rot @ DOF_MATRIX.T
     # Smoothness: joint accelerations (Charbonnier) and rotation-parameter accelerations.
     blocks = {0: h0, 1: np.zeros((max(n - 1, 0), v, v)), 2: np.zeros((max(n - 2, 0), v, v))}
@@ -424,7 +446,7 @@ def _gauss_newton_step(prob: _Problem, data: _ChunkData, x: np.ndarray, mu: floa
         p = rows[:, 165:237]
         acc = (p[2:] - 2 * p[1:-1] + p[:-2]) * f2                   # (T-2, 72)
         mag2 = (acc.reshape(n - 2, 24, 3) ** 2).sum(-1)
-        om = np.repeat(s.weight_smooth / (2.0 * np.sqrt(mag2 + s.smooth_eps ** 2)), 3, axis=1)
+        om = np.repeat(s.weight_smooth * prob.smooth_w.numpy() / (2.0 * np.sqrt(mag2 + s.smooth_eps ** 2)), 3, axis=1)
         coef = (1.0, -2.0, 1.0)
         eye = np.zeros((v, v))
         eye[:d, :d] = np.eye(d)
@@ -530,6 +552,8 @@ def _levenberg_marquardt(prob: _Problem, data: _ChunkData, x0: np.ndarray, itera
 def _continuous_rotvec(r: np.ndarray) -> np.ndarray:
     """Axis-angle (T, 3) with each frame's equivalent closest to the previous one (no 2π jumps)."""
     out = r.copy()
+    if len(out) < 2 or np.linalg.norm(out, axis=-1).max() < 2.0:     # far from pi: no equivalent is closer
+        return out
     for t in range(1, len(out)):
         a = np.linalg.norm(out[t])
         if a < 1e-9:
