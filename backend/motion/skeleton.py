@@ -104,19 +104,35 @@ def forward_kinematics(rotations: Any, trans: Any, rest_positions: Any = None,
     rest_rot = torch.as_tensor(REST_ROTATION, dtype=dtype, device=rot.device)
     offsets_local = offsets_world @ rest_rot            # R^T · o for each row
     local = roma.rotvec_to_rotmat(rot)                  # (..., 24, 3, 3)
-    world_rot: list[Any] = [None] * NUM_JOINTS
-    world_pos: list[Any] = [None] * NUM_JOINTS
-    world_rot[0] = rest_rot @ local[..., 0, :, :]
-    world_pos[0] = tr
-    for j in range(1, NUM_JOINTS):
-        p = int(PARENTS[j])
-        world_pos[j] = world_pos[p] + (world_rot[p] @ offsets_local[j].unsqueeze(-1)).squeeze(-1)
-        world_rot[j] = world_rot[p] @ local[..., j, :, :]
-    positions = torch.stack(world_pos, dim=-2)
-    frames = torch.stack(world_rot, dim=-3)
+    # Posed level by level of the tree (9 batched products, not 23): the capture solver
+    # evaluates this hundreds of times per chunk. Slots hold joints in the order posed.
+    frames_so_far = (rest_rot @ local[..., 0, :, :]).unsqueeze(-3)
+    positions_so_far = tr.unsqueeze(-2)
+    slot = {0: 0}
+    for joints, parents in _TREE_LEVELS:
+        index = torch.as_tensor([slot[int(q)] for q in parents], device=rot.device)
+        parent_frames = frames_so_far[..., index, :, :]
+        posed = positions_so_far[..., index, :] + (parent_frames @ offsets_local[joints].unsqueeze(-1)).squeeze(-1)
+        for j in joints.tolist():
+            slot[j] = len(slot)
+        frames_so_far = torch.cat([frames_so_far, parent_frames @ local[..., joints, :, :]], dim=-3)
+        positions_so_far = torch.cat([positions_so_far, posed], dim=-2)
+    order = torch.as_tensor([slot[j] for j in range(NUM_JOINTS)], device=rot.device)
+    positions, frames = positions_so_far[..., order, :], frames_so_far[..., order, :, :]
     if is_numpy:
         positions, frames = positions.detach().cpu().numpy(), frames.detach().cpu().numpy()
     return (positions, frames) if return_frames else positions
+
+
+def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Joints grouped by depth in the tree, with their parents (root excluded)."""
+    depth = np.zeros(NUM_JOINTS, np.int64)
+    for j in range(1, NUM_JOINTS):
+        depth[j] = depth[PARENTS[j]] + 1
+    return [(np.flatnonzero(depth == d), PARENTS[depth == d]) for d in range(1, int(depth.max()) + 1)]
+
+
+_TREE_LEVELS = _tree_levels()
 
 
 def model_space_pelvis() -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 from ...core import rotations as R
 from ...core.capture import LandmarkTrack, PinholeCamera
 from ...core.threads import single_threaded_torch
-from ..skeleton import J, NUM_JOINTS, PARENTS, REST_ROTATION, reference_offsets
+from ..skeleton import J, NUM_JOINTS, REST_ROTATION, forward_kinematics, reference_offsets
 from ..joint_limits import joint_limits
 from . import bones, observations
 from .initial import initial_rotations
@@ -211,39 +211,9 @@ def _problem(skeleton: bones.ActorSkeleton, camera: PinholeCamera, fps: float, s
                     t(_LANDMARK_WEIGHT), t(_smooth_weights(settings)), settings)
 
 
-def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Joints grouped by depth in the tree (with their parents), root excluded: forward
-    kinematics can then pose a whole level with one batched product (9 steps, not 23)."""
-    depth = np.zeros(NUM_JOINTS, np.int64)
-    for j in range(1, NUM_JOINTS):
-        depth[j] = depth[PARENTS[j]] + 1
-    return [(np.flatnonzero(depth == d), PARENTS[depth == d]) for d in range(1, depth.max() + 1)]
-
-
-_LEVELS = _tree_levels()
-
-
 def _forward_kinematics(prob: "_Problem", rot: Any, trans: Any) -> tuple[Any, Any]:
-    """skeleton.forward_kinematics (same conventions, checked against it in the tests),
-    batched by tree level: the solver evaluates it a few hundred times per chunk.
-    Returns joints (T,24,3) and joint frames (T,24,3,3)."""
-    import roma
-    import torch
-
-    local = roma.rotvec_to_rotmat(rot)                       # (T, 24, 3, 3)
-    g_all = (prob.rest_rot @ local[:, 0]).unsqueeze(1)       # frames posed so far, in `order`
-    p_all = trans.unsqueeze(1)
-    slot = {0: 0}
-    for joints, parents in _LEVELS:
-        pi = torch.as_tensor([slot[int(q)] for q in parents])
-        g_par, p_par = g_all[:, pi], p_all[:, pi]
-        pos = p_par + (g_par @ prob.offsets_local[joints].unsqueeze(-1)).squeeze(-1)
-        for j in joints.tolist():
-            slot[j] = len(slot)
-        g_all = torch.cat([g_all, g_par @ local[:, joints]], 1)
-        p_all = torch.cat([p_all, pos], 1)
-    order = torch.as_tensor([slot[j] for j in range(NUM_JOINTS)])
-    return p_all[:, order], g_all[:, order]
+    """Joints (T,24,3) and joint frames (T,24,3,3) on the actor's skeleton."""
+    return forward_kinematics(rot, trans, prob.rest, return_frames=True)
 
 
 def _pose(prob: _Problem, params: Any, trans: Any) -> tuple[Any, Any, Any]:
