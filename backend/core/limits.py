@@ -15,7 +15,7 @@ MOTION_FILE_MAX_BYTES = 256 * 1024 ** 2
 # a MiB for betas, gender and the frame rate.
 MOTION_NPZ_MAX_BYTES = MAX_MOTION_FRAMES * (165 + 3) * 8 + 2 ** 20
 
-__all__ = ["MOTION_FILE_MAX_BYTES", "MOTION_NPZ_MAX_BYTES", "MOTION_FPS", "MOTION_SECONDS"]
+__all__ = ["MOTION_FILE_MAX_BYTES", "MOTION_NPZ_MAX_BYTES", "MOTION_FPS", "MOTION_SECONDS", "VIDEO_MAX_BYTES"]
 
 # -- Video (video -> motion) --------------------------------------------------------
 # Bytes of one video file: VIDEO_MAX_BYTES, in protocol/limits.py (the add-on checks it too).
