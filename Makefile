@@ -18,7 +18,7 @@ CONSTRAINTS := requirements/constraints.txt
 BLENDER_IN := requirements/blender.in
 BLENDER_CONSTRAINTS := requirements/blender.txt
 
-.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env lock bench bench-import bench-keyframes addon vendor clean
+.PHONY: demo test test-backend test-blender backend-env blender-env blender42-env lock bench bench-import bench-keyframes bench-video-render bench-video addon vendor clean
 
 backend-env: $(VENV)/.installed
 blender-env: $(BVENV)/.installed
@@ -95,6 +95,17 @@ bench-import: backend-env blender-env vendor
 # A 1,000-frame motion keyed onto the Anny rig (bulk F-curves); target < 1 s.
 bench-keyframes: backend-env blender-env vendor
 	$(BVENV)/bin/python bench/keyframe_import.py --backend-python $(VENV)/bin/python
+
+# Video -> motion on Cycles renders of Anny (bench/render_clips.py renders each clip set once,
+# ~20-40 min on 2 cores, cached by spec under VIDEO_CLIPS), then bench/video_to_motion.py scores
+# them: MPJPE, PA-MPJPE, foot skate, jitter, fps. `--set holdout` scores the hold-out set once.
+VIDEO_CLIPS ?= .cache/video-clips
+bench-video-render: backend-env blender-env vendor
+	nice -n 10 $(BVENV)/bin/python bench/render_clips.py --backend-python $(VENV)/bin/python \
+		--spec bench/data/video/dev.json --out $(VIDEO_CLIPS)/dev
+
+bench-video: backend-env
+	$(VENV)/bin/python bench/video_to_motion.py --set dev --clips $(VIDEO_CLIPS)/dev
 
 clean:
 	rm -rf dist out build *.egg-info blender_addon/protocol

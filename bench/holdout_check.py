@@ -126,7 +126,7 @@ def leak_scan_files(repo: Path = REPO, holdout: Path = HOLDOUT) -> list[Path]:
             files.append(root)
         elif root.is_dir():
             files += sorted(p for p in root.rglob("*") if p.is_file())
-    files += sorted((repo / "bench").glob("*.py")) + sorted((repo / "bench" / "data").glob("*.json"))
+    files += sorted((repo / "bench").glob("*.py")) + sorted((repo / "bench" / "data").rglob("*.json"))   # video/ too
     return [f for f in files if "__pycache__" not in f.parts and holdout not in f.parents]
 
 
@@ -161,8 +161,31 @@ def holdout_files(holdout: Path = HOLDOUT) -> list[Path]:
 
 
 def set_prompts(path: Path) -> list[str]:
-    """The prompt strings of one set file (shape or motion format)."""
-    return [item["prompt"] for item in json.loads(path.read_text(encoding="utf-8"))["prompts"]]
+    """The prompt strings of one set file (shape or motion format; a video set's
+    motion and avatar prompts, bench/render_clips.py format)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if path.stem.startswith("video"):
+        return [t for clip in data["clips"] for t in (clip["motion"].get("prompt"), clip["avatar"].get("prompt")) if t]
+    return [item["prompt"] for item in data["prompts"]]
+
+
+def _video_problems(data: object) -> list[str]:
+    """What bench/render_clips.py and bench/video_to_motion.py cannot read in a video set."""
+    clips = data.get("clips") if isinstance(data, dict) else None
+    if not isinstance(clips, list) or not clips:
+        return ["no 'clips' list"]
+    problems = []
+    for i, clip in enumerate(clips):
+        motion, avatar = (clip.get(k) if isinstance(clip, dict) else None for k in ("motion", "avatar"))
+        if not isinstance(clip, dict) or not isinstance(clip.get("name"), str):
+            problems.append(f"clips[{i}] has no name")
+        elif not isinstance(motion, dict) or not (isinstance(motion.get("prompt"), str) or "file" in motion):
+            problems.append(f"clips[{i}] needs a motion prompt or file")
+        elif not isinstance(avatar, dict) or not isinstance(avatar.get("prompt"), str):
+            problems.append(f"clips[{i}] needs an avatar prompt")
+        elif not clip.get("cameras") or any(not isinstance(c, dict) or "focal_mm" not in c for c in clip["cameras"]):
+            problems.append(f"clips[{i}] needs cameras with focal_mm")
+    return problems
 
 
 def _item_problems(i: int, item: dict, task: str, ranges: dict) -> list[str]:
@@ -182,12 +205,14 @@ def _item_problems(i: int, item: dict, task: str, ranges: dict) -> list[str]:
 def format_problems(path: Path) -> list[str]:
     """Why a set file cannot be run by bench/text_sets.py (empty: it can)."""
     task = next((t for t in ("shape", "motion") if path.stem.startswith(f"text_to_{t}")), None)
-    if task is None:
-        return [f"{path.name} is not named text_to_shape*.json or text_to_motion*.json"]
+    if task is None and not path.stem.startswith("video"):
+        return [f"{path.name} is not named text_to_shape*.json, text_to_motion*.json or video*.json"]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return [f"not JSON: {error}"]
+    if task is None:
+        return _video_problems(data)
     items = data.get("prompts") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         return ["no 'prompts' list"]

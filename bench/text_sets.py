@@ -96,7 +96,8 @@ def dev_sets(data: Path = DATA) -> list[PromptSet]:
 
 def holdout_sets(holdout: Path = HOLDOUT) -> list[PromptSet]:
     """Every JSON file in the hold-out folder (none when it is absent)."""
-    return _in_run_order([PromptSet(p, holdout=True) for p in holdout_files(holdout)])
+    return _in_run_order([PromptSet(p, holdout=True) for p in holdout_files(holdout)
+                          if p.stem.startswith("text_to_")])     # video*.json: bench/video_to_motion.py
 
 
 def _load(path: Path) -> dict:

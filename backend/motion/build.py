@@ -15,11 +15,13 @@ from .target_rigs import TargetRig, reference_rig
 
 
 def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[str, Any],
-                provenance: dict[str, Any], target: dict[str, Any] | TargetRig | None = None) -> Motion:
-    """A Motion with FK joints on the reference skeleton, foot contacts, the
-    reference skeleton itself (rest_skeleton) and pose-bone tracks: retargeted
-    onto `target` (a normalised <target rig>) when given, else onto the
-    reference skeleton's own SMPL-24 armature, so an importer only keys them."""
+                provenance: dict[str, Any], target: dict[str, Any] | TargetRig | None = None,
+                contacts: Any = None) -> Motion:
+    """A Motion with FK joints on the reference skeleton, foot contacts (`contacts`
+    when the caller knows them, e.g. a capture solve's, else detected on the joints),
+    the reference skeleton itself (rest_skeleton) and pose-bone tracks: retargeted
+    onto `target` (a normalised <target rig>) when given, planted feet kept in place,
+    else onto the reference skeleton's own SMPL-24 armature, so an importer only keys them."""
     r = np.asarray(rotations, dtype=np.float32)
     t = np.asarray(trans, dtype=np.float32)
     if r.ndim != 3 or r.shape[1:] != (24, 3) or t.shape != (len(r), 3) or len(r) == 0:
@@ -27,7 +29,10 @@ def make_motion(name: str, fps: float, rotations: Any, trans: Any, params: dict[
     if not (np.all(np.isfinite(r)) and np.all(np.isfinite(t))):
         raise ValueError("make_motion: rotations and trans must be finite")
     joints = forward_kinematics(r.astype(np.float64), t.astype(np.float64)).astype(np.float32)
+    feet = foot_contacts(joints, fps) if contacts is None else np.asarray(contacts, bool)
+    if feet.shape != (len(r), 2):
+        raise ValueError(f"make_motion: contacts (T, 2), got {feet.shape}")
     return Motion(name=name, fps=float(fps), rotations=r, trans=t, joints=joints,
-                  contacts=foot_contacts(joints, fps), rest_skeleton=reference_skeleton(),
-                  retargeted=retarget(r, t, reference_rig() if target is None else target),
+                  contacts=feet, rest_skeleton=reference_skeleton(),
+                  retargeted=retarget(r, t, reference_rig() if target is None else target, feet),
                   params=params, provenance=provenance)

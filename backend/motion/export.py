@@ -132,7 +132,7 @@ def export_rig(motion: Motion, target_rig: TargetRig | dict[str, Any] | str | No
         rig = _rig_of(target_rig)
         skeleton = Skeleton(list(rig.bone_names), np.asarray(rig.parents, np.int32),
                             np.asarray(rig.rest, np.float32))
-    return ExportRig(skeleton, retarget(motion.rotations, motion.trans, rig))
+    return ExportRig(skeleton, retarget(motion.rotations, motion.trans, rig, motion.contacts))
 
 
 def full_pose(tracks: RetargetedTracks, bone_names: list[str]) -> np.ndarray:

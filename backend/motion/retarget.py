@@ -25,6 +25,8 @@ library in our stack retargets between arbitrary rest poses):
 5. Root motion: the bone mapped to the pelvis gets a `location` moving its
    head by the pelvis displacement from the reference rest pose, scaled by the
    target's leg length over the reference skeleton's.
+6. With foot contacts, a horizontal shift of that path keeps planted ankles in
+   place on the target (lock_planted_feet).
 
 The rig comes resolved from target_rigs.py (a <target rig> param, validated by
 targets.py); to_smpl.py does the other direction with the same corrections.
@@ -142,9 +144,12 @@ def leg_scale(rig: TargetRig) -> float:
     return float(rig_leg / ref_leg)
 
 
-def retarget(rotations: Any, trans: Any, target: dict[str, Any] | TargetRig) -> RetargetedTracks:
+def retarget(rotations: Any, trans: Any, target: dict[str, Any] | TargetRig,
+             contacts: Any = None) -> RetargetedTracks:
     """SMPL-24 motion (rotations (T, 24, 3) local axis-angle, trans (T, 3) pelvis
-    positions, Z up) as pose-bone tracks of the target rig (see module doc)."""
+    positions, Z up) as pose-bone tracks of the target rig (see module doc). With
+    `contacts` (T, 2: left, right foot planted) the root is shifted so that planted
+    feet stay where they landed on the target too (lock_planted_feet)."""
     rig = target if isinstance(target, TargetRig) else resolve_target(target)
     r = np.asarray(rotations, np.float64)
     t = np.asarray(trans, np.float64)
@@ -170,22 +175,59 @@ def retarget(rotations: Any, trans: Any, target: dict[str, Any] | TargetRig) -> 
     quats = rot.matrix_to_quat(np.stack([np.broadcast_to(local[i], (len(r), 3, 3)) for i in driven], axis=1))
     quats = rot.quat_continuous(quats, axis=0)
     root = min((rig.bone_names.index(b) for b, j in rig.mapping.items() if j == "pelvis"))
-    locations = _root_locations(rig, root, world, t)
+    wanted = rig.rest[root, :3, 3] + leg_scale(rig) * (t - reference_rest_positions()[J["pelvis"]])
+    if contacts is not None and not rig.verbatim:
+        wanted = wanted + lock_planted_feet(rig, root, world, wanted, np.asarray(contacts, bool))
+    locations = _root_locations(rig, root, world, wanted)
     return RetargetedTracks(rig=rig.rig, bone_names=[rig.bone_names[i] for i in driven],
                             rotations=quats.astype(np.float32), root_bone=rig.bone_names[root],
                             root_locations=locations.astype(np.float32),
                             unmapped=[n for k, n in enumerate(rig.bone_names) if k not in set(driven)])
 
 
-def _root_locations(rig: TargetRig, root: int, world: dict[int, np.ndarray], trans: np.ndarray) -> np.ndarray:
-    """The root bone's pose `location` (T, 3) that moves its head by the scaled pelvis displacement."""
-    wanted = rig.rest[root, :3, 3] + leg_scale(rig) * (trans - reference_rest_positions()[J["pelvis"]])
+def lock_planted_feet(rig: TargetRig, root: int, world: dict[int, np.ndarray], root_heads: np.ndarray,
+                      contacts: np.ndarray) -> np.ndarray:
+    """A horizontal shift (T, 3) of the root that keeps each planted ankle where it
+    landed. Scaling the root's path by leg length alone lets a target's feet slide
+    (its legs are not the reference's, proportion by proportion); this is step 6 of
+    the method: while a foot is planted the shift holds it at its landing point
+    (both planted: the mean of what each asks; when one lifts, the other is held
+    from where it is), and between contacts it holds still, so the target covers
+    ground at its own stride."""
+    ankles = [next((i for i, n in enumerate(rig.bone_names) if rig.mapping.get(n) == joint), None)
+              for joint in ("left_ankle", "right_ankle")]
+    if any(a is None for a in ankles) or contacts.shape != (len(root_heads), 2):
+        return np.zeros_like(root_heads)
+    n = len(root_heads)
+    root_chain = _posed_heads_of_chain(rig, root, world, n)
+    feet = np.stack([root_heads + _posed_heads_of_chain(rig, a, world, n) - root_chain for a in ankles], axis=1)
+    shift = np.zeros((n, 3))
+    current = np.zeros(2)
+    anchors: list[np.ndarray | None] = [None, None]
+    for f in range(n):
+        lifted = any(anchors[k] is not None and not contacts[f, k] for k in range(2))
+        for k in range(2):
+            if not contacts[f, k]:
+                anchors[k] = None
+            elif anchors[k] is None or lifted:
+                # Where it lands (or, when the other foot lifts, where it is now) as shifted so
+                # far: the shift never jumps; what both feet disagreed on stays with this one.
+                anchors[k] = feet[f, k, :2] + current
+        planted = [anchors[k] - feet[f, k, :2] for k in range(2) if anchors[k] is not None]
+        if planted:
+            current = np.mean(planted, axis=0)
+        shift[f, :2] = current
+    return shift
+
+
+def _root_locations(rig: TargetRig, root: int, world: dict[int, np.ndarray], wanted: np.ndarray) -> np.ndarray:
+    """The root bone's pose `location` (T, 3) that puts its head at `wanted` (T, 3)."""
     p = int(rig.parents[root])
     if p < 0:
         # Blender: head = rest head + P_root · location.
         return (wanted - rig.rest[root, :3, 3]) @ rig.rest[root, :3, :3]
     # With posed ancestors: head = M_p · P_p⁻¹ P_root · location (homogeneous); solve for location.
-    heads = _posed_heads_of_chain(rig, p, world, len(trans))
+    heads = _posed_heads_of_chain(rig, p, world, len(wanted))
     rel = np.linalg.inv(rig.rest[p]) @ rig.rest[root]
     a_rot = world[p] @ rel[:3, :3]                                   # (T, 3, 3)
     a_pos = heads + (world[p] @ rel[:3, 3])                          # rest offset of the root bone's head

@@ -294,7 +294,10 @@ class MotionVocabulary:
             if s > best[o]:
                 best[o] = s
                 best_text[o] = self.texts[i]
-        order = np.argsort(-best)[:top]
+        # Ties (a pose and an action described by the same words, "sits down") go to the
+        # action, then to the earlier entry: never to whatever order a sort leaves them in.
+        kinds = np.array([TIE_ORDER.get(kind, len(TIE_ORDER)) for _, kind in self.items])
+        order = np.lexsort((np.arange(len(best)), kinds, -best))[:top]
         return [Candidate(self.items[i][0], self.items[i][1], float(best[i]), best_text[i]) for i in order]
 
     def side_of(self, name: str) -> str | None:
@@ -325,6 +328,9 @@ class MotionVocabulary:
             return ranked
         sided = next((c for c in ranked if c.name in self._sided and c.score >= ranked[0].score - SIDED_MARGIN), None)
         return ranked if sided is None else [sided] + [c for c in ranked if c is not sided]
+
+
+TIE_ORDER = {"action": 0, "gait": 1, "pose": 2}
 
 
 def wanted_side(clause: Clause, directional: bool) -> str:

