@@ -41,7 +41,7 @@ import numpy as np
 from ...core import rotations as R
 from ...core.capture import LandmarkTrack, PinholeCamera
 from ...core.threads import single_threaded_torch
-from ..skeleton import J, NUM_JOINTS, REST_ROTATION, forward_kinematics, reference_offsets
+from ..skeleton import J, NUM_JOINTS, REST_ROTATION, forward_kinematics, height_above_soles, reference_offsets
 from ..joint_limits import joint_limits
 from . import bones, observations
 from .initial import initial_rotations
@@ -106,6 +106,7 @@ class SolverSettings:
     weight_limits: float = 10.0
     weight_prior: float = 0.01
     weight_contact: float = 40.0      # per sole point, per (m / sigma_contact)²
+    weight_floor: float = 40.0        # per sole point below the ground, per (m / sigma_contact)²
     sigma_contact: float = 0.01
     trend_rotation: float = 0.15      # L1 trend filter of the per-frame fits (rad per frame²), smoothing.py
     trend_translation: float = 0.06   # ... of the root positions (m per frame²)
@@ -243,6 +244,7 @@ class _ChunkData:
     depth: Any            # (T,) metres, for pixel -> metre residuals
     anchor: Any = None    # (T,4,3) working frame
     anchor_w: Any = None  # (T,4)
+    floor: Any = None     # (normal (3,), point (3,)) of the ground, working frame: soles stay above it
 
 
 def _energy(prob: _Problem, data: _ChunkData, params: Any, trans: Any, use_data3d: bool = True,
@@ -278,6 +280,10 @@ def _energy(prob: _Problem, data: _ChunkData, params: Any, trans: Any, use_data3
         sole = points[:, [L[n] for pair in SOLE_LANDMARKS for n in pair]]
         sq = ((sole - data.anchor) ** 2).sum(-1) / s.sigma_contact ** 2
         terms["contact"] = s.weight_contact * (sq * data.anchor_w).sum()
+    if data.floor is not None:
+        sole = points[:, [L[n] for pair in SOLE_LANDMARKS for n in pair]]
+        below = torch.relu(-((sole - data.floor[1]) @ data.floor[0])) / s.sigma_contact
+        terms["floor"] = s.weight_floor * (below ** 2).sum()
     total = sum(terms.values())
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -396,6 +402,14 @@ def _gauss_newton_step(prob: _Problem, data: _ChunkData, x: np.ndarray, mu: floa
         jj = jac[:, 237:249]
         h0[:] += _jtwj(jj, om, jj)
         g[:] += _jtwr(jj, om, r)
+    if data.floor is not None:
+        # Heights of the sole points above the ground, penalised only below it (active set).
+        normal, point = (np.asarray(v, np.float64) for v in data.floor)
+        heights = (rows[:, 237:249].reshape(n, 4, 3) - point) @ normal
+        jh = np.einsum("c,tkcv->tkv", normal, jac[:, 237:249].reshape(n, 4, 3, -1))
+        om = (heights < 0) * s.weight_floor / s.sigma_contact ** 2
+        h0[:] += _jtwj(jh, om, jh)
+        g[:] += _jtwr(jh, om, heights)
     # Rotation terms (linear in the parameters): prior, limits.
     rot = x[:, :d] @ DOF_MATRIX
     lo, hi = prob.lo.numpy().reshape(-1), prob.hi.numpy().reshape(-1)
@@ -706,6 +720,8 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
             if contacts is not None:
                 data.anchor = torch.tensor(contacts.anchor[s:e].reshape(e - s, 4, 3), dtype=dt)
                 data.anchor_w = torch.tensor(contacts.planted[s:e].reshape(e - s, 4), dtype=dt)
+                data.floor = (torch.tensor(contacts.ground.normal, dtype=dt),
+                              torch.tensor(contacts.ground.point, dtype=dt))
 
             def closure() -> Any:
                 p.grad = None
@@ -786,10 +802,25 @@ def _solve(track: LandmarkTrack, camera: PinholeCamera, fps: float | None, rest_
     }
     progress(1.0, "done")
     return CaptureSolution(
-        rotations=rot_out.astype(np.float32), trans=(actor_trans / ref_scale).astype(np.float32),
+        rotations=rot_out.astype(np.float32),
+        trans=_on_reference_ground(rot_out, actor_trans / ref_scale, contacts.feet).astype(np.float32),
         actor_trans=actor_trans.astype(np.float32), rest_positions=skeleton.rest.astype(np.float32),
         scale=float(ref_scale), contacts=contacts.feet, world_to_camera=frame.world_to_camera(),
         times=obs.times.copy(), fps=fps, gaps=obs.gaps(), info=info)
+
+
+def _on_reference_ground(rotations: np.ndarray, trans: np.ndarray, planted: np.ndarray) -> np.ndarray:
+    """The scaled root path with the REFERENCE skeleton's planted ankles at their own
+    height above the ground: its legs are not the actor's, proportion by proportion,
+    so the actor's ground is not quite where the reference skeleton's feet land (no
+    planted foot: its lowest sole on the ground at its lowest frame)."""
+    joints = forward_kinematics(rotations.astype(np.float64), trans.astype(np.float64))
+    ankles = [J["left_ankle"], J["right_ankle"]]
+    above = joints[:, ankles, 2] - np.array([height_above_soles(n) for n in ("left_ankle", "right_ankle")])
+    lift = np.median(above[planted]) if planted.any() else above.min()
+    out = trans.copy()
+    out[:, 2] -= lift
+    return out
 
 
 def _trend_filtered(params: np.ndarray, trans: np.ndarray, observed: np.ndarray, fps: float,
