@@ -276,3 +276,33 @@ def test_a_server_over_its_cap_evicts_and_keeps_serving(tmp_path):
         assert kept[0] and kept[-1] and not all(kept), kept
         assert store.stats().bytes <= 1024 ** 2
         assert any('"event": "store evicted"' in line for line in proc.log)
+
+
+def test_list_over_a_large_store_does_not_hold_up_ping(tmp_path):
+    """Issue 11, defect 10: `list` scanned every stored entry on the socket thread, so a
+    ping sent right behind it waited for the whole scan. Now the scan runs on the reader
+    thread and the socket thread answers the ping first: an ordering on one connection
+    (the scan of 30,000 entries takes far longer than handling one ping), not a timing."""
+    from avatarforge.protocol import decode, encode, make
+
+    import zmq
+
+    store = tmp_path / "store"
+    for i in range(30_000):
+        entry = store / f"{i % 256:02x}" / f"{i:064x}"
+        entry.mkdir(parents=True)
+        (entry / "meta.json").write_text(json.dumps({"key": f"{i:064x}", "job": "body", "created": i}))
+    with BackendProcess(store, plugins=False) as proc:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(proc.address)
+        try:
+            sock.send_multipart(encode(make("list", id="the-list")))
+            sock.send_multipart(encode(make("ping", id="the-ping")))
+            order = []
+            while len(order) < 2 and sock.poll(60_000):
+                reply = decode(sock.recv_multipart())
+                order.append((reply["type"], reply.get("re")))
+        finally:
+            sock.close()
+    assert order == [("pong", "the-ping"), ("jobs", "the-list")]
