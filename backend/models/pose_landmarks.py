@@ -126,9 +126,13 @@ def availability() -> dict[str, Any]:
 
 
 def model_files() -> list[Path]:
-    """The bundled model files this wrapper runs (for a component's identity)."""
-    import mediapipe as mp
-
+    """The bundled model files this wrapper runs (for a component's identity); none
+    when MediaPipe is missing (the component is then unavailable, and says why)."""
+    try:
+        with _quiet_native_logs():
+            import mediapipe as mp
+    except Exception:
+        return []
     return [_mediapipe_dir(mp) / f for f in BUNDLED_MODELS]
 
 

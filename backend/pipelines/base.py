@@ -63,11 +63,15 @@ class Pipeline(ABC):
         return tiers[name]
 
     def default_tier(self, config: BackendConfig) -> Tier:
-        """The first tier that can run here; MODEL_MISSING when none can."""
+        """The first tier that can run here; MODEL_MISSING saying why when none can."""
+        reasons = []
         for tier in self.tiers():
-            if tier.available(config).available:
+            status = tier.available(config)
+            if status.available:
                 return tier
-        raise ProtocolError(ErrorCode.MODEL_MISSING, f"no tier of pipeline '{self.name}' can run here")
+            reasons.append(f"{tier.name}: {status.reason}")
+        raise ProtocolError(ErrorCode.MODEL_MISSING, f"no tier of pipeline '{self.name}' can run here ("
+                            + "; ".join(reasons) + ")")
 
     def choose_tier(self, requested: str | None, params: dict[str, Any], config: BackendConfig) -> Tier:
         """The tier asked for, the one normalised params imply, or the default;

@@ -182,3 +182,24 @@ def test_cli_video2motion_prints_json_and_writes_a_bvh(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "avatarforge.backend.cli", "video2motion", str(WALK),
                           "--focal-mm", "0.1"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "focal_mm" in bad.stderr
+
+
+def test_without_mediapipe_the_job_says_why_and_what_to_install(monkeypatch):
+    """An install whose MediaPipe is missing (or a release without the legacy solutions):
+    welcome lists the tier as unavailable with the pip command; a submit gets MODEL_MISSING;
+    the component identities still compute (the server starts)."""
+    from avatarforge.backend.core.components import used_components
+    from avatarforge.backend.models import pose_landmarks
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)          # `import mediapipe` now fails
+    info = pose_landmarks.availability()
+    assert not info["available"] and 'pip install "mediapipe==0.10.21"' in info["reason"]
+    assert pose_landmarks.model_files() == []
+    p, config = pipeline(), BackendConfig()
+    described = p.describe(config)["tiers"]["embedded"]
+    assert described["available"] is False and "mediapipe" in described["reason"].lower()
+    params = normalise()
+    with pytest.raises(ProtocolError) as err:
+        p.choose_tier(None, params, config)
+    assert err.value.code == ErrorCode.MODEL_MISSING and "pip install" in err.value.message
+    used_components(p.tiers()[0].components, config)                # digests without MediaPipe
