@@ -184,7 +184,7 @@ def test_cli_video2motion_prints_json_and_writes_a_bvh(tmp_path):
     assert bad.returncode == 2 and "focal_mm" in bad.stderr
 
 
-def test_without_mediapipe_the_job_says_why_and_what_to_install(monkeypatch):
+def test_without_mediapipe_the_job_says_why_and_what_to_install(monkeypatch, request):
     """An install whose MediaPipe is missing (or a release without the legacy solutions):
     welcome lists the tier as unavailable with the pip command; a submit gets MODEL_MISSING;
     the component identities still compute (the server starts)."""
@@ -192,6 +192,8 @@ def test_without_mediapipe_the_job_says_why_and_what_to_install(monkeypatch):
     from avatarforge.backend.models import pose_landmarks
 
     monkeypatch.setitem(sys.modules, "mediapipe", None)          # `import mediapipe` now fails
+    pose_landmarks.availability.cache_clear()                   # (asked once per process)
+    request.addfinalizer(pose_landmarks.availability.cache_clear)
     info = pose_landmarks.availability()
     assert not info["available"] and 'pip install "mediapipe==0.10.21"' in info["reason"]
     assert pose_landmarks.model_files() == []
